@@ -1,0 +1,194 @@
+"""Command line: argument parsing only; each command calls one service function (spec/operations.md).
+
+Exit codes: 0 success, 1 a failed operation, 2 a usage or configuration error. One clear line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from gateway.config import Config, ConfigError, load_config
+
+
+class CommandError(Exception):
+    """A failed operation: printed on one line, exit 1 (or ``exit_code``)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="PBB-P2 / BPHTB host-to-host payment gateway")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
+    for action, text in (("migrate", "bring the schema to the current version"),
+                         ("start", "start the embedded PostgreSQL"),
+                         ("stop", "stop the embedded PostgreSQL")):
+        _config_arg(db.add_parser(action, help=text))
+
+    bills = commands.add_parser("bills", help="bill data").add_subparsers(dest="action", required=True)
+    imp = bills.add_parser("import", help="load a bill CSV")
+    imp.add_argument("tax", choices=["pbb", "bphtb"])
+    imp.add_argument("file")
+    imp.add_argument("--strict", action="store_true", help="load nothing when any row is invalid")
+    _config_arg(imp)
+
+    demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
+    seed = demo.add_parser("seed", help="write a synthetic region")
+    seed.add_argument("--objects", type=int, default=1000, metavar="N", help="number of tax objects (NOPs)")
+    seed.add_argument("--seed", type=int, default=3275, help="random seed (same seed, same data)")
+    _config_arg(seed)
+
+    run = commands.add_parser("demo-run", help=argparse.SUPPRESS)
+    _config_arg(run)
+
+    inquiry = commands.add_parser("inquiry", help="inquire a bill from the command line (no bank channel)")
+    inquiry.add_argument("tax", choices=["pbb", "bphtb"])
+    inquiry.add_argument("bill", help="NOP (any form) or SSPD registration number")
+    inquiry.add_argument("tax_year", nargs="?", help="tax year (PBB)")
+    inquiry.add_argument("--bank", default="", help="bank code the quote is recorded for")
+    _config_arg(inquiry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler = _HANDLERS[(args.command, getattr(args, "action", None))]
+    try:
+        return handler(config, args) or 0
+    except CommandError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the edge: one line, not a traceback
+        from gateway.store.embedded import EmbeddedPostgresError
+
+        if isinstance(exc, EmbeddedPostgresError):
+            print(f"gateway: embedded PostgreSQL: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError) or type(exc).__module__.startswith("asyncpg"):
+            print(f"gateway: database: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _db_migrate(config: Config, args: argparse.Namespace) -> int:
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    async def run() -> int:
+        async with connection(config) as conn:
+            applied = await migrate(conn)
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}", file=sys.stderr)
+        print("schema is current" if not applied else f"applied {len(applied)} migration(s)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
+def _db_start(config: Config, args: argparse.Namespace) -> int:
+    from gateway.store.embedded import EmbeddedPostgres
+
+    if config.database.url:
+        raise CommandError("a database url is configured; the embedded PostgreSQL is not used", 2)
+    dsn = EmbeddedPostgres(config.state_dir / "postgres").start()
+    print(dsn)
+    return 0
+
+
+def _db_stop(config: Config, args: argparse.Namespace) -> int:
+    from gateway.store.embedded import EmbeddedPostgres
+
+    if config.database.url:
+        raise CommandError("a database url is configured; the embedded PostgreSQL is not used", 2)
+    EmbeddedPostgres(config.state_dir / "postgres").stop()
+    return 0
+
+
+def _bills_import(config: Config, args: argparse.Namespace) -> int:
+    from gateway.bills.importer import ImportFileError, import_file
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    async def run() -> int:
+        async with connection(config) as conn:
+            await migrate(conn)
+            report = await import_file(conn, args.tax, args.file, strict=args.strict,
+                                       region_code=config.region.code, err=sys.stderr)
+        return report.exit_code
+
+    try:
+        return asyncio.run(run())
+    except ImportFileError as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def _demo_seed(config: Config, args: argparse.Namespace) -> int:
+    from gateway.demo.seed import seed_region
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    if args.objects < 1 or args.objects > 10_000_000:
+        raise CommandError("--objects must be 1..10000000", 2)
+
+    async def run() -> int:
+        async with connection(config) as conn:
+            await migrate(conn)
+            summary = await seed_region(conn, objects=args.objects, region_code=config.region.code,
+                                        seed=args.seed, err=sys.stderr)
+        print(summary)
+        return 0
+
+    return asyncio.run(run())
+
+
+def _inquiry(config: Config, args: argparse.Namespace) -> int:
+    from gateway.bootstrap import open_services
+    from gateway.payment.render import render_inquiry
+    from gateway.payment.requests import BphtbInquiry, PbbInquiry
+
+    async def run() -> int:
+        async with open_services(config) as services:
+            if args.tax == "pbb":
+                result = await services.engine.inquire_pbb(
+                    PbbInquiry(bank=args.bank, nop=args.bill, tax_year=args.tax_year or "", key=None))
+            else:
+                result = await services.engine.inquire_bphtb(
+                    BphtbInquiry(bank=args.bank, registration_number=args.bill, key=None))
+        print(render_inquiry(result))
+        return 0 if result.rc == "00" else 1
+
+    return asyncio.run(run())
+
+
+def _demo_run(config: Config, args: argparse.Namespace) -> int:
+    from gateway.demo.quickstart import run_quickstart
+
+    return asyncio.run(run_quickstart(config))
+
+
+_HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {
+    ("db", "migrate"): _db_migrate,
+    ("db", "start"): _db_start,
+    ("db", "stop"): _db_stop,
+    ("bills", "import"): _bills_import,
+    ("demo", "seed"): _demo_seed,
+    ("demo-run", None): _demo_run,
+    ("inquiry", None): _inquiry,
+}

@@ -1,0 +1,334 @@
+"""Typed settings from TOML plus ``GATEWAY_<SECTION>_<KEY>`` environment overrides (spec/operations.md).
+
+Every key has a default, unknown keys and bad values are errors: a typo in a payment gateway's
+configuration must stop it at start, not silently fall back to a default.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.domain.penalty import DEFAULT_PBB_POLICY, PenaltyPeriod, PenaltyPolicy
+
+
+class ConfigError(Exception):
+    """A configuration problem; the CLI prints it on one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""
+    pool_min: int = 2
+    pool_max: int = 20
+    # Bound every statement: a payment must be answered (91) within a bank's timeout, never hang.
+    command_timeout_ms: int = 5000
+    connect_timeout_ms: int = 3000
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: str = "./var"
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    code: str = "3275"
+    name: str = "KOTA BEKASI"
+    timezone: str = "Asia/Jakarta"
+    cutoff: str = "23:00"
+    quote_ttl_minutes: int = 15
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def cutoff_time(self) -> time:
+        hours, minutes = self.cutoff.split(":")
+        return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True)
+class Iso8583Config:
+    listen: str = "127.0.0.1:8583"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    max_in_flight: int = 64
+    max_connections: int = 256
+    idle_timeout_s: int = 300
+    echo_after_s: int = 60
+    max_message_bytes: int = 8192
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:8080"
+    public_url: str = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class ProofConfig:
+    key_dir: str = "./var/keys"
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    code: str
+    name: str = ""
+    taxes: tuple[str, ...] = ("pbb", "bphtb")
+    allow: tuple[str, ...] = ("127.0.0.1/32",)
+    framing: str = "ascii4"
+    iso_listen: str = ""
+    require_sign_on: bool = False
+    mac_key: str = ""
+    api_secret: str = ""
+    client_cert_fingerprint: str = ""
+    enabled: bool = True
+
+    def allows_tax(self, tax: str) -> bool:
+        return tax.lower() in self.taxes
+
+    def secret(self) -> str:
+        """The API secret, resolving ``env:NAME`` at use time so rotation needs no restart."""
+        if self.api_secret.startswith("env:"):
+            return os.environ.get(self.api_secret[4:], "")
+        return self.api_secret
+
+
+@dataclass(frozen=True)
+class TestingConfig:
+    enabled: bool = False
+    clock_offset_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    region: RegionConfig = field(default_factory=RegionConfig)
+    penalty_pbb: PenaltyPolicy = DEFAULT_PBB_POLICY
+    iso8583: Iso8583Config = field(default_factory=Iso8583Config)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    proof: ProofConfig = field(default_factory=ProofConfig)
+    banks: tuple[BankConfig, ...] = ()
+    testing: TestingConfig = field(default_factory=TestingConfig)
+    source: str = "built-in defaults"
+
+    @property
+    def clock_offset_seconds(self) -> int:
+        # The offset is honoured only when testing is explicitly enabled (operations.md).
+        return self.testing.clock_offset_seconds if self.testing.enabled else 0
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state.dir)
+
+    def bank(self, code: str) -> BankConfig | None:
+        for bank in self.banks:
+            if bank.code == code:
+                return bank
+        return None
+
+
+_SECTIONS = {
+    "database": DatabaseConfig,
+    "state": StateConfig,
+    "region": RegionConfig,
+    "iso8583": Iso8583Config,
+    "http": HttpConfig,
+    "proof": ProofConfig,
+    "testing": TestingConfig,
+}
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration: ``path``, else ``$GATEWAY_CONFIG``, else ``./gateway.toml`` if present."""
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get("GATEWAY_CONFIG"))
+    chosen = Path(path) if path is not None else Path(env.get("GATEWAY_CONFIG") or "gateway.toml")
+    raw: dict[str, Any] = {}
+    source = "built-in defaults"
+    if chosen.exists():
+        try:
+            raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{chosen}: does not parse: {exc}") from None
+        source = str(chosen)
+    elif explicit:
+        raise ConfigError(f"{chosen}: configuration file not found")
+    return build_config(raw, env, source)
+
+
+def build_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> Config:
+    known = set(_SECTIONS) | {"penalty", "banks"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown section [{key}]")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        if not isinstance(raw.get(name, {}), dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        for f in fields(cls):
+            env_name = f"GATEWAY_{name.upper()}_{f.name.upper()}"
+            if env_name in env:
+                values[f.name] = env[env_name]
+        sections[name] = _make(cls, values, f"[{name}]", source)
+    if "GATEWAY_DATABASE_URL" in env:
+        sections["database"] = replace(sections["database"], url=env["GATEWAY_DATABASE_URL"])
+    config = Config(
+        **sections,
+        penalty_pbb=_penalty(raw.get("penalty", {}), source),
+        banks=tuple(_make(BankConfig, b, f"[[banks]] #{i + 1}", source) for i, b in enumerate(raw.get("banks", []))),
+        source=source,
+    )
+    _validate(config, source)
+    return config
+
+
+def _make(cls: type, values: Mapping[str, Any], where: str, source: str) -> Any:
+    by_name = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in by_name:
+            raise ConfigError(f"{source}: {where}: unknown key '{key}'")
+        kwargs[key] = _coerce(value, by_name[key].type, f"{where} {key}", source)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _coerce(value: Any, type_name: Any, where: str, source: str) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "int":
+            if isinstance(value, bool):
+                raise ValueError("not an integer")
+            return int(value)
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("not a boolean")
+        if type_name.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("not a list of strings")
+            return tuple(value)
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        return value
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where}: {exc}: {value!r}") from None
+
+
+def _penalty(raw: Any, source: str) -> PenaltyPolicy:
+    if not raw:
+        return DEFAULT_PBB_POLICY
+    if not isinstance(raw, dict) or set(raw) - {"pbb"}:
+        raise ConfigError(f"{source}: [penalty] holds only [[penalty.pbb]] periods")
+    periods = []
+    for i, item in enumerate(raw.get("pbb", [])):
+        where = f"[[penalty.pbb]] #{i + 1}"
+        unknown = set(item) - {"due_from", "due_before", "rate_per_month", "max_months"}
+        if unknown:
+            raise ConfigError(f"{source}: {where}: unknown key '{sorted(unknown)[0]}'")
+        try:
+            periods.append(PenaltyPeriod(
+                rate_per_month=Decimal(str(item["rate_per_month"])),
+                max_months=int(item["max_months"]),
+                due_from=_date(item.get("due_from")),
+                due_before=_date(item.get("due_before")),
+            ))
+        except (KeyError, ValueError, InvalidOperation, TypeError) as exc:
+            raise ConfigError(f"{source}: {where}: {exc}") from None
+    try:
+        return PenaltyPolicy(tuple(periods))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [penalty.pbb]: {exc}") from None
+
+
+def _date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    match = _HOSTPORT.match(text)
+    if not match or not 0 <= int(match.group(2)) <= 65535:
+        raise ValueError(f"not HOST:PORT: {text!r}")
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
+def _validate(config: Config, source: str) -> None:
+    def fail(message: str) -> None:
+        raise ConfigError(f"{source}: {message}")
+
+    region = config.region
+    if not re.fullmatch(r"\d{4}", region.code):
+        fail(f"[region] code must be 4 digits: {region.code!r}")
+    try:
+        ZoneInfo(region.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"[region] timezone unknown: {region.timezone!r}")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", region.cutoff):
+        fail(f"[region] cutoff must be HH:MM: {region.cutoff!r}")
+    if not 1 <= region.quote_ttl_minutes <= 24 * 60:
+        fail("[region] quote_ttl_minutes must be 1..1440")
+    db = config.database
+    if not 1 <= db.pool_min <= db.pool_max <= 500:
+        fail("[database] needs 1 <= pool_min <= pool_max <= 500")
+    if db.command_timeout_ms < 100 or db.connect_timeout_ms < 100:
+        fail("[database] timeouts must be at least 100 ms")
+    for where, text in (("[iso8583] listen", config.iso8583.listen), ("[http] listen", config.http.listen)):
+        try:
+            parse_listen(text)
+        except ValueError as exc:
+            fail(f"{where}: {exc}")
+    seen: set[str] = set()
+    for bank in config.banks:
+        where = f"[[banks]] code {bank.code!r}"
+        if not re.fullmatch(r"\d{1,11}", bank.code):
+            fail(f"{where}: code must be 1-11 digits")
+        if bank.code in seen:
+            fail(f"{where}: duplicate bank code")
+        seen.add(bank.code)
+        if bank.framing not in ("ascii4", "binary2"):
+            fail(f"{where}: framing must be ascii4 or binary2")
+        if set(bank.taxes) - {"pbb", "bphtb"}:
+            fail(f"{where}: taxes must be among pbb, bphtb")
+        for net in bank.allow:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                fail(f"{where}: allow entry is not an address or network: {net!r}")
+        if bank.mac_key and not re.fullmatch(r"([0-9a-fA-F]{2}){16,64}", bank.mac_key):
+            fail(f"{where}: mac_key must be 16-64 bytes of hex")
+        if bank.iso_listen:
+            try:
+                parse_listen(bank.iso_listen)
+            except ValueError as exc:
+                fail(f"{where}: iso_listen: {exc}")
+    if config.testing.clock_offset_seconds and not config.testing.enabled:
+        # Honoured only with enabled = true; not an error, the offset is simply ignored.
+        pass
