@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=3275, help="random seed (same seed, same data)")
     _config_arg(seed)
 
-    run = commands.add_parser("demo-run", help=argparse.SUPPRESS)
+    run = demo.add_parser("run", help="migrate, seed the demo region and inquire a demo bill")
+    run.add_argument("--objects", type=int, default=2000, metavar="N", help="number of tax objects (NOPs)")
     _config_arg(run)
 
     inquiry = commands.add_parser("inquiry", help="inquire a bill from the command line (no bank channel)")
@@ -139,13 +140,17 @@ def _bills_import(config: Config, args: argparse.Namespace) -> int:
         raise CommandError(str(exc), 2) from None
 
 
+def _check_objects(objects: int) -> None:
+    if not 1 <= objects <= 10_000_000:
+        raise CommandError("--objects must be 1..10000000", 2)
+
+
 def _demo_seed(config: Config, args: argparse.Namespace) -> int:
     from gateway.demo.seed import seed_region
     from gateway.store.db import connection
     from gateway.store.migrate import migrate
 
-    if args.objects < 1 or args.objects > 10_000_000:
-        raise CommandError("--objects must be 1..10000000", 2)
+    _check_objects(args.objects)
 
     async def run() -> int:
         async with connection(config) as conn:
@@ -160,7 +165,7 @@ def _demo_seed(config: Config, args: argparse.Namespace) -> int:
 
 def _inquiry(config: Config, args: argparse.Namespace) -> int:
     from gateway.bootstrap import open_services
-    from gateway.payment.render import render_inquiry
+    from gateway.inquiry.render import render_inquiry
     from gateway.payment.requests import BphtbInquiry, PbbInquiry
 
     async def run() -> int:
@@ -178,9 +183,10 @@ def _inquiry(config: Config, args: argparse.Namespace) -> int:
 
 
 def _demo_run(config: Config, args: argparse.Namespace) -> int:
+    _check_objects(args.objects)
     from gateway.demo.quickstart import run_quickstart
 
-    return asyncio.run(run_quickstart(config))
+    return asyncio.run(run_quickstart(config, objects=args.objects))
 
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {
@@ -189,6 +195,6 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], i
     ("db", "stop"): _db_stop,
     ("bills", "import"): _bills_import,
     ("demo", "seed"): _demo_seed,
-    ("demo-run", None): _demo_run,
+    ("demo", "run"): _demo_run,
     ("inquiry", None): _inquiry,
 }

@@ -6,7 +6,6 @@ much faster than migrating per test.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import uuid
@@ -86,3 +85,20 @@ async def db(db_url):
     conn = await asyncpg.connect(db_url)
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def empty_db_url(pg_server_url):
+    """URL of a fresh database with no schema at all."""
+    name = f"gw_empty_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_dbname(pg_server_url, name)
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -37,8 +37,14 @@ def test_appending_the_check_makes_a_valid_number(payload):
 
 
 @given(st.text(alphabet="0123456789", min_size=1, max_size=30), st.integers(0, 99))
-def test_only_one_check_value_is_valid(payload, other):
-    assert mod97_valid(payload + f"{other:02d}") == (f"{other:02d}" == mod97_check(payload))
+def test_only_check_values_congruent_to_the_check_are_valid(payload, other):
+    # Validity is "int(all) % 97 == 1" (domain.md), so besides the computed check (02..98) the value 97
+    # apart is valid too when it fits in two digits: 01 beside 98, and 99 beside 02.
+    assert mod97_valid(payload + f"{other:02d}") == ((other - int(mod97_check(payload))) % 97 == 0)
+
+
+def test_the_congruent_twin_of_a_check_is_valid():
+    assert mod97_check("0") == "98" and mod97_valid("001") and mod97_valid("098")
 
 
 @pytest.mark.parametrize("bad", ["", "12a4", "１２", "٣٤", " 12", None, 1234])

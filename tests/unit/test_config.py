@@ -1,0 +1,101 @@
+"""Configuration loading: defaults, environment overrides, and errors for anything unknown or bad."""
+from __future__ import annotations
+
+from datetime import date, time
+from decimal import Decimal
+
+import pytest
+
+from gateway.config import ConfigError, build_config, load_config
+from gateway.domain.penalty import DEFAULT_PBB_POLICY
+
+
+def test_defaults_match_operations_md():
+    c = build_config({}, env={})
+    assert c.database.url == "" and (c.database.pool_min, c.database.pool_max) == (2, 20)
+    assert c.state.dir == "./var"
+    assert (c.region.code, c.region.name, c.region.timezone, c.region.cutoff) == \
+        ("3275", "KOTA BEKASI", "Asia/Jakarta", "23:00")
+    assert c.region.cutoff_time == time(23, 0) and c.region.quote_ttl_minutes == 15
+    assert c.iso8583.listen == "127.0.0.1:8583" and c.http.listen == "127.0.0.1:8080"
+    assert c.http.public_url == "http://127.0.0.1:8080" and c.proof.key_dir == "./var/keys"
+    assert c.penalty_pbb == DEFAULT_PBB_POLICY
+    assert c.banks == () and not c.testing.enabled and c.clock_offset_seconds == 0
+
+
+def test_environment_overrides_file():
+    raw = {"region": {"cutoff": "22:00"}, "database": {"pool_max": 10}}
+    env = {"GATEWAY_REGION_CUTOFF": "21:30", "GATEWAY_DATABASE_POOL_MAX": "30",
+           "GATEWAY_DATABASE_URL": "postgresql://x@/y", "GATEWAY_TESTING_ENABLED": "true",
+           "GATEWAY_TESTING_CLOCK_OFFSET_SECONDS": "-86400"}
+    c = build_config(raw, env=env)
+    assert c.region.cutoff == "21:30" and c.database.pool_max == 30 and c.database.url == "postgresql://x@/y"
+    assert c.clock_offset_seconds == -86400
+
+
+def test_clock_offset_ignored_unless_testing_enabled():
+    assert build_config({"testing": {"clock_offset_seconds": 3600}}, env={}).clock_offset_seconds == 0
+
+
+def test_banks_and_penalty_periods():
+    raw = {
+        "banks": [{"code": "110", "name": "BPD", "taxes": ["pbb"], "allow": ["10.0.0.0/8"],
+                   "api_secret": "env:BANK_110_SECRET", "mac_key": "00" * 16}],
+        "penalty": {"pbb": [{"due_before": "2024-01-01", "rate_per_month": "0.02", "max_months": 24},
+                            {"due_from": "2024-01-01", "rate_per_month": "0.01", "max_months": 12}]},
+    }
+    c = build_config(raw, env={})
+    bank = c.bank("110")
+    assert bank.taxes == ("pbb",) and bank.allows_tax("PBB") and not bank.allows_tax("bphtb")
+    assert c.penalty_pbb.period_for(date(2025, 1, 1)).max_months == 12
+    assert c.penalty_pbb.period_for(date(2023, 1, 1)).rate_per_month == Decimal("0.02")
+
+
+def test_bank_secret_from_environment(monkeypatch):
+    c = build_config({"banks": [{"code": "110", "api_secret": "env:BANK_110_SECRET"}]}, env={})
+    monkeypatch.setenv("BANK_110_SECRET", "s3cret")
+    assert c.bank("110").secret() == "s3cret"
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"regoin": {}}, "unknown section [regoin]"),
+    ({"region": {"cutof": "23:00"}}, "unknown key 'cutof'"),
+    ({"region": {"cutoff": "25:00"}}, "cutoff must be HH:MM"),
+    ({"region": {"code": "32"}}, "code must be 4 digits"),
+    ({"region": {"timezone": "Mars/Base"}}, "timezone unknown"),
+    ({"database": {"pool_min": 5, "pool_max": 2}}, "pool_min <= pool_max"),
+    ({"database": {"pool_max": "many"}}, "pool_max"),
+    ({"iso8583": {"listen": "nowhere"}}, "listen"),
+    ({"banks": [{"code": "110"}, {"code": "110"}]}, "duplicate bank code"),
+    ({"banks": [{"code": "110", "framing": "ascii2"}]}, "framing"),
+    ({"banks": [{"code": "110", "allow": ["not-a-net"]}]}, "allow entry"),
+    ({"banks": [{"code": "110", "taxes": ["pkb"]}]}, "taxes"),
+    ({"banks": [{"code": "110", "colour": "red"}]}, "unknown key 'colour'"),
+    ({"penalty": {"pbb": [{"due_from": "2024-01-01", "rate_per_month": "0.01", "max_months": 24}]}}, "penalty"),
+])
+def test_bad_configuration_is_an_error(raw, fragment):
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={}, source="gw.toml")
+    assert fragment in str(err.value) and str(err.value).startswith("gw.toml")
+
+
+def test_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(env={}).source == "built-in defaults"  # no ./gateway.toml: defaults
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml", env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(env={"GATEWAY_CONFIG": str(tmp_path / "missing.toml")})
+    (tmp_path / "bad.toml").write_text("[region\ncode=1")
+    with pytest.raises(ConfigError, match="does not parse"):
+        load_config(tmp_path / "bad.toml", env={})
+    (tmp_path / "gateway.toml").write_text('[region]\nname = "KOTA X"\n')
+    assert load_config(env={}).region.name == "KOTA X"
+
+
+def test_example_file_loads():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "gateway.example.toml"
+    c = load_config(example, env={})
+    assert c.bank("110") is not None and c.region.code == "3275"
