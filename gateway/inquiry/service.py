@@ -46,7 +46,7 @@ class InquiryService:
             row = await bill_store.find(conn, Tax.PBB, bill_key)
             return await self._answer(conn, row, req.bank, now)
 
-        return await run_once(self.ctx.pool, bank=req.bank, key=req.key, operation="pbb-inquiry",
+        return await run_once(self.ctx, bank=req.bank, key=req.key, operation="pbb-inquiry",
                               result_type=InquiryResult, work=work)
 
     async def inquire_bphtb(self, req: BphtbInquiry) -> InquiryResult:
@@ -66,7 +66,7 @@ class InquiryService:
                 row = None
             return await self._answer(conn, row, req.bank, now)
 
-        return await run_once(self.ctx.pool, bank=req.bank, key=req.key, operation="bphtb-inquiry",
+        return await run_once(self.ctx, bank=req.bank, key=req.key, operation="bphtb-inquiry",
                               result_type=InquiryResult, work=work)
 
     async def _answer(self, conn: asyncpg.Connection, row: asyncpg.Record | None, bank: str | None,
@@ -119,7 +119,7 @@ class InquiryService:
             return ArrearsResult(rc=RC.APPROVED, business_date=business_date, nop=nop, bills=lines,
                                  total_due=total)
 
-        return await run_once(self.ctx.pool, bank=req.bank, key=None, operation="pbb-arrears",
+        return await run_once(self.ctx, bank=req.bank, key=None, operation="pbb-arrears",
                               result_type=ArrearsResult, work=work)
 
 

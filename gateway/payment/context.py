@@ -37,6 +37,10 @@ class ServiceContext:
         return self.config.region.name
 
     @property
+    def acquire_timeout_s(self) -> float:
+        return self.config.database.connect_timeout_ms / 1000
+
+    @property
     def quote_ttl(self) -> timedelta:
         return timedelta(minutes=self.config.region.quote_ttl_minutes)
 

@@ -103,7 +103,7 @@ class PaymentService:
                 bank=req.bank, channel=channel.value, ntb=ntb, quote_used=quote_id is not None,
             )
 
-        return await run_once(self.ctx.pool, bank=req.bank, key=req.key, operation=f"{tax.lower()}-payment",
+        return await run_once(self.ctx, bank=req.bank, key=req.key, operation=f"{tax.lower()}-payment",
                               result_type=PaymentResult, work=work)
 
     async def _charge(self, conn: asyncpg.Connection, row: asyncpg.Record, bank: str, amount: int,

@@ -61,7 +61,7 @@ class ReversalService:
                                           tombstone=True)
             return await self._reverse(conn, req, payment, amount, business_date, now, key_id)
 
-        return await run_once(self.ctx.pool, bank=req.bank, key=req.key, operation="reversal",
+        return await run_once(self.ctx, bank=req.bank, key=req.key, operation="reversal",
                               result_type=ReversalResult, work=work)
 
     async def _reverse(self, conn, req, payment, amount, business_date, now, key_id) -> ReversalResult:

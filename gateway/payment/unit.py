@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import structlog
@@ -19,6 +19,9 @@ from gateway.domain.codes import RC
 from gateway.payment.requests import MessageKey
 from gateway.payment.results import from_json, to_json
 from gateway.store import keys
+
+if TYPE_CHECKING:
+    from gateway.payment.context import ServiceContext
 
 log = structlog.get_logger("gateway.payment")
 
@@ -54,11 +57,11 @@ class _Rollback(Exception):
 Work = Callable[[asyncpg.Connection, int | None], Awaitable[R]]
 
 
-async def run_once(pool: asyncpg.Pool, *, bank: str | None, key: MessageKey | None, operation: str,
+async def run_once(ctx: "ServiceContext", *, bank: str | None, key: MessageKey | None, operation: str,
                    result_type: type[R], work: Work[R]) -> R:
     for attempt in range(MAX_RETRIES + 1):
         try:
-            return await _attempt(pool, bank, key, operation, result_type, work)
+            return await _attempt(ctx.pool, bank, key, operation, result_type, work, ctx.acquire_timeout_s)
         except RETRYABLE as exc:
             if attempt == MAX_RETRIES:
                 log.error("retries exhausted", operation=operation, bank=bank, error=repr(exc))
@@ -73,9 +76,10 @@ async def run_once(pool: asyncpg.Pool, *, bank: str | None, key: MessageKey | No
 
 
 async def _attempt(pool: asyncpg.Pool, bank: str | None, key: MessageKey | None, operation: str,
-                   result_type: type[R], work: Work[R]) -> R:
+                   result_type: type[R], work: Work[R], acquire_timeout_s: float) -> R:
     try:
-        async with pool.acquire() as conn:
+        # A bounded wait for a connection: an exhausted pool or a dead server is RC 91, never a hang.
+        async with pool.acquire(timeout=acquire_timeout_s) as conn:
             async with conn.transaction():
                 key_id: int | None = None
                 if key is not None:
