@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="PBB-P2 / BPHTB host-to-host payment gateway")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    serve = commands.add_parser("serve", help="run the ISO 8583 listener(s) until SIGTERM")
+    _config_arg(serve)
+
     db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     for action, text in (("migrate", "bring the schema to the current version"),
                          ("start", "start the embedded PostgreSQL"),
@@ -86,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gateway: database: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         raise
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    from gateway.logs import configure
+    from gateway.serve import serve
+
+    configure()
+    return asyncio.run(serve(config, args.config))
 
 
 def _db_migrate(config: Config, args: argparse.Namespace) -> int:
@@ -190,6 +201,7 @@ def _demo_run(config: Config, args: argparse.Namespace) -> int:
 
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {
+    ("serve", None): _serve,
     ("db", "migrate"): _db_migrate,
     ("db", "start"): _db_start,
     ("db", "stop"): _db_stop,

@@ -329,6 +329,17 @@ def _validate(config: Config, source: str) -> None:
                 parse_listen(bank.iso_listen)
             except ValueError as exc:
                 fail(f"{where}: iso_listen: {exc}")
-    if config.testing.clock_offset_seconds and not config.testing.enabled:
-        # Honoured only with enabled = true; not an error, the offset is simply ignored.
-        pass
+    _check_shared_listener(config, fail)
+
+
+def _check_shared_listener(config: Config, fail) -> None:
+    """On the shared ISO 8583 listener a source address must name exactly one bank (spec/iso8583.md)."""
+    shared = [b for b in config.banks if not b.iso_listen]
+    for i, a in enumerate(shared):
+        for b in shared[i + 1:]:
+            for net_a in a.allow:
+                for net_b in b.allow:
+                    x, y = ipaddress.ip_network(net_a, strict=False), ipaddress.ip_network(net_b, strict=False)
+                    if x.version == y.version and x.overlaps(y):
+                        fail(f"[[banks]] {a.code!r} and {b.code!r}: allow lists overlap on the shared "
+                             f"ISO 8583 listener ({net_a} / {net_b})")

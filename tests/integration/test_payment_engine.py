@@ -12,7 +12,9 @@ from gateway.payment.requests import (
 )
 from gateway.settlement.invariants import check_conservation
 
-from .conftest import add_bphtb, add_pbb, jakarta
+from billdata import add_bphtb, add_pbb
+
+from .conftest import jakarta
 
 pytestmark = pytest.mark.integration
 

@@ -51,6 +51,11 @@ def test_banks_and_penalty_periods():
     assert c.penalty_pbb.period_for(date(2023, 1, 1)).rate_per_month == Decimal("0.02")
 
 
+def test_overlapping_allow_lists_are_fine_with_own_listeners():
+    c = build_config({"banks": [{"code": "110"}, {"code": "111", "iso_listen": "127.0.0.1:9111"}]}, env={})
+    assert [b.code for b in c.banks] == ["110", "111"]
+
+
 def test_bank_secret_from_environment(monkeypatch):
     c = build_config({"banks": [{"code": "110", "api_secret": "env:BANK_110_SECRET"}]}, env={})
     monkeypatch.setenv("BANK_110_SECRET", "s3cret")
@@ -67,6 +72,8 @@ def test_bank_secret_from_environment(monkeypatch):
     ({"database": {"pool_max": "many"}}, "pool_max"),
     ({"iso8583": {"listen": "nowhere"}}, "listen"),
     ({"banks": [{"code": "110"}, {"code": "110"}]}, "duplicate bank code"),
+    ({"banks": [{"code": "110", "allow": ["10.0.0.0/24"]}, {"code": "111", "allow": ["10.0.0.7/32"]}]},
+     "allow lists overlap"),
     ({"banks": [{"code": "110", "framing": "ascii2"}]}, "framing"),
     ({"banks": [{"code": "110", "allow": ["not-a-net"]}]}, "allow entry"),
     ({"banks": [{"code": "110", "taxes": ["pkb"]}]}, "taxes"),

@@ -1,0 +1,226 @@
+"""One bank connection: framing, many requests in flight, back-pressure, idle timeout, echo, MAC, logging.
+
+Requests are handled concurrently and answered in any order (the bank matches by field 11 + 7). At most
+``max_in_flight`` are in progress; beyond that the connection stops reading, so a bank that floods the
+gateway slows itself down and nobody else.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.config import Iso8583Config
+from gateway.domain.codes import RC
+from gateway.iso8583 import framing, mac
+from gateway.iso8583.messages import ConnectionState, Outcome, Router
+from gateway.iso8583.profiles import mask_pan
+from gateway.iso8583.spec import IsoFormatError, decode, encode, is_request
+from gateway.store.message_log import LogRow, MessageLog
+
+log = structlog.get_logger("gateway.iso8583")
+
+_connection_ids = itertools.count(1)
+_stan = itertools.count(1)
+
+# Fields never stored in the message log (track data, PIN block, chip data).
+NEVER_LOGGED = ("35", "52", "55")
+
+
+def masked(fields: dict[str, str]) -> dict[str, str]:
+    out = {k: v for k, v in fields.items() if k not in NEVER_LOGGED and k not in ("p", "1")}
+    if "2" in out:
+        out["2"] = mask_pan(out["2"])
+    return out
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: ConnectionState,
+                 router: Router, message_log: MessageLog | None, settings: Iso8583Config):
+        self.reader = reader
+        self.writer = writer
+        self.state = state
+        self.router = router
+        self.message_log = message_log
+        self.settings = settings
+        self.id = f"iso-{next(_connection_ids)}"
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.log = log.bind(connection=self.id, bank=state.bank.code, peer=self.peer)
+        self.in_flight: set[asyncio.Task] = set()
+        self.slots = asyncio.Semaphore(settings.max_in_flight)
+        self.last_traffic = time.monotonic()
+        self.closing = False
+
+    @property
+    def framing(self) -> str:
+        return self.state.bank.framing
+
+    @property
+    def mac_key(self) -> bytes | None:
+        return bytes.fromhex(self.state.bank.mac_key) if self.state.bank.mac_key else None
+
+    async def run(self) -> None:
+        self.log.info("connection opened")
+        echo = asyncio.create_task(self._echo_loop())
+        try:
+            await self._read_loop()
+        finally:
+            echo.cancel()
+            await self.drain(timeout_s=10)
+            self.writer.close()
+            try:
+                await asyncio.wait_for(self.writer.wait_closed(), timeout=2)
+            except (OSError, asyncio.TimeoutError):
+                pass
+            self.log.info("connection closed")
+
+    async def _read_loop(self) -> None:
+        # No timeout around a read: cancelling one mid-frame would desynchronise the stream. Idleness is
+        # watched by the echo loop, which closes the transport.
+        while not self.closing:
+            await self.slots.acquire()  # back-pressure: no reading while max_in_flight are in progress
+            try:
+                raw = await framing.read_frame(self.reader, self.framing, self.settings.max_message_bytes)
+            except framing.FramingError as exc:
+                self.slots.release()
+                self._log_event("in", "framing_error", str(exc))
+                self.log.warning("untrusted stream; closing", reason=str(exc))
+                return
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                self.slots.release()
+                return
+            except BaseException:
+                self.slots.release()
+                raise
+            if raw is None:
+                self.slots.release()
+                return
+            self.last_traffic = time.monotonic()
+            task = asyncio.create_task(self._handle(raw, time.monotonic()))
+            self.in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.in_flight.discard(task)
+        self.slots.release()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the requests in flight finish (graceful shutdown); their answers are still sent."""
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout_s)
+
+    def stop_reading(self) -> None:
+        self.closing = True
+        try:
+            self.reader.feed_eof()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- one message -------------------------------------------------------------------------------
+
+    async def _handle(self, raw: bytes, started: float) -> None:
+        try:
+            request = decode(raw)
+        except IsoFormatError as exc:
+            self._log_row("in", exc.fields or {}, event="format_error", detail=exc.reason)
+            if exc.mti and is_request(exc.mti):
+                fields = dict(exc.fields or {})
+                fields["t"] = exc.mti
+                await self._answer(self.router.refuse(fields, RC.FORMAT_ERROR, detail=exc.reason), started,
+                                   fields)
+            else:
+                self.log.warning("undecodable message dropped", reason=exc.reason)
+            return
+        self._log_row("in", request)
+        if not is_request(request["t"]):
+            # An answer from the bank (e.g. to the gateway's echo): logged, nothing to send.
+            return
+        key = self.mac_key
+        if key is not None and not mac.verify(raw, key):
+            self.log.warning("security: missing or wrong MAC", mti=request["t"], stan=request.get("11"))
+            outcome = self.router.refuse(request, RC.DO_NOT_HONOUR, detail="missing or wrong MAC", event="security")
+            await self._answer(outcome, started, request)
+            return
+        try:
+            outcome = await self.router.handle(request, self.state)
+        except Exception:  # noqa: BLE001 - one answer, logged once with context
+            self.log.exception("unexpected failure", mti=request["t"], stan=request.get("11"))
+            outcome = self.router.refuse(request, RC.SYSTEM_ERROR, detail="unexpected failure")
+        await self._answer(outcome, started, request)
+
+    async def _answer(self, outcome: Outcome, started: float, request: dict[str, str]) -> None:
+        data = self._encode(outcome.fields)
+        try:
+            self.writer.write(framing.frame(data, self.framing))
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            self.log.warning("answer not delivered: connection lost", stan=request.get("11"), rc=outcome.rc)
+        self.last_traffic = time.monotonic()
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self._log_row("out", outcome.fields, event=outcome.event, detail=outcome.detail, rc=outcome.rc,
+                      ntpd=outcome.ntpd, bill_id=outcome.bill_id, message_key=outcome.message_key,
+                      elapsed_ms=elapsed_ms)
+        self.log.info("answered", mti=outcome.fields.get("t"), pc=request.get("3"), stan=request.get("11"),
+                      rrn=request.get("37"), rc=outcome.rc, ntpd=outcome.ntpd, elapsed_ms=round(elapsed_ms, 2),
+                      detail=outcome.detail)
+
+    def _encode(self, fields: dict[str, str]) -> bytes:
+        key = self.mac_key
+        try:
+            return mac.sign(fields, key) if key is not None else encode(fields)
+        except ValueError as exc:
+            # An echoed field that cannot be re-encoded: answer with the essentials only.
+            self.log.warning("answer re-encoded without echoed fields", reason=str(exc))
+            minimal = {k: fields[k] for k in ("t", "7", "11", "15", "39") if k in fields}
+            return mac.sign(minimal, key) if key is not None else encode(minimal)
+
+    # -- echo after silence ------------------------------------------------------------------------
+
+    async def _echo_loop(self) -> None:
+        """After ``echo_after_s`` of silence send an 0800/301; after ``idle_timeout_s`` close."""
+        echo_s, idle_s = self.settings.echo_after_s, self.settings.idle_timeout_s
+        echoed_at = float("-inf")
+        while True:
+            silent = time.monotonic() - self.last_traffic
+            if silent >= idle_s:
+                self.log.info("idle timeout; closing")
+                self.stop_reading()
+                self.writer.transport.abort()
+                return
+            if silent >= echo_s and time.monotonic() - echoed_at >= echo_s:
+                echoed_at = time.monotonic()
+                await self._send_echo()
+            await asyncio.sleep(min(1.0, max(0.05, echo_s / 10)))
+
+    async def _send_echo(self) -> None:
+        fields = {"t": "0800", "7": datetime.now(UTC).strftime("%m%d%H%M%S"),
+                  "11": f"{next(_stan) % 1_000_000:06d}", "32": self.state.bank.code, "70": "301"}
+        try:
+            self.writer.write(framing.frame(self._encode(fields), self.framing))
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            return
+        self._log_row("out", fields, event="echo")
+
+    # -- logging -----------------------------------------------------------------------------------
+
+    def _log_event(self, direction: str, event: str, detail: str) -> None:
+        self._log_row(direction, {}, event=event, detail=detail)
+
+    def _log_row(self, direction: str, fields: dict[str, str], *, event: str = "message", detail: str | None = None,
+                 rc: str | None = None, ntpd: str | None = None, bill_id: str | None = None,
+                 message_key: str | None = None, elapsed_ms: float | None = None) -> None:
+        if self.message_log is None:
+            return
+        self.message_log.add(LogRow(
+            logged_at=datetime.now(UTC), channel="iso", direction=direction, event=event,
+            bank_code=self.state.bank.code, connection_id=self.id, peer=self.peer, mti=fields.get("t"),
+            processing_code=fields.get("3"), stan=fields.get("11"), transmitted=fields.get("7"),
+            rrn=fields.get("37"), response_code=rc or fields.get("39"), bill_id=bill_id or fields.get("61"),
+            ntpd=ntpd or fields.get("47"), message_key=message_key, elapsed_ms=elapsed_ms,
+            fields=masked(fields), detail=detail,
+        ))

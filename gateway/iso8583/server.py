@@ -1,0 +1,156 @@
+"""The ISO 8583 listeners: which bank a connection belongs to, the connection limit, TLS, shutdown, reload.
+
+A bank with its own ``iso_listen`` owns every connection to that address (its ``allow`` list still
+checked); on the shared listener the source address (or the TLS client certificate's fingerprint) must
+belong to exactly one bank without a listener of its own. A connection that matches no bank is closed at
+once and logged as a security event (spec/iso8583.md "Transport and framing").
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import ssl
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.config import BankConfig, Config, Iso8583Config, parse_listen
+from gateway.iso8583.connection import Connection
+from gateway.iso8583.messages import ConnectionState, Router
+from gateway.store.message_log import LogRow, MessageLog
+
+log = structlog.get_logger("gateway.iso8583")
+
+SHARED = ""  # the key of the shared listener
+
+
+def _address_in(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+class BankDirectory:
+    """Who owns a connection, from the current bank list (replaced whole on SIGHUP)."""
+
+    def __init__(self, banks: tuple[BankConfig, ...]):
+        self.banks = {b.code: b for b in banks}
+
+    def for_connection(self, listener: str, address: str, cert_fingerprint: str | None) -> BankConfig | None:
+        if listener != SHARED:
+            bank = self.banks.get(listener)
+            if bank is None or bank.iso_listen == "" or not _address_in(address, bank.allow):
+                return None
+            return bank
+        shared = [b for b in self.banks.values() if not b.iso_listen]
+        if cert_fingerprint:
+            by_cert = [b for b in shared if b.client_cert_fingerprint
+                       and b.client_cert_fingerprint.replace(":", "").lower() == cert_fingerprint]
+            if len(by_cert) == 1:
+                return by_cert[0] if _address_in(address, by_cert[0].allow) else None
+        matches = [b for b in shared if _address_in(address, b.allow)]
+        return matches[0] if len(matches) == 1 else None
+
+
+class IsoServer:
+    def __init__(self, config: Config, router: Router, message_log: MessageLog | None):
+        self.config = config
+        self.settings: Iso8583Config = config.iso8583
+        self.router = router
+        self.message_log = message_log
+        self.directory = BankDirectory(config.banks)
+        self.servers: dict[str, asyncio.AbstractServer] = {}
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.ssl = self._ssl_context()
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        s = self.settings
+        if not s.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(s.tls_cert, s.tls_key or None)
+        if s.tls_client_ca:
+            context.load_verify_locations(s.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    async def start(self) -> list[tuple[str, int]]:
+        listeners = {SHARED: self.settings.listen}
+        listeners.update({b.code: b.iso_listen for b in self.config.banks if b.iso_listen})
+        bound = []
+        for owner, address in listeners.items():
+            host, port = parse_listen(address)
+            server = await asyncio.start_server(
+                lambda r, w, owner=owner: self._accept(r, w, owner), host, port, ssl=self.ssl,
+                limit=self.settings.max_message_bytes + 16, reuse_address=True)
+            self.servers[owner] = server
+            sock = server.sockets[0].getsockname()
+            bound.append((sock[0], sock[1]))
+            log.info("iso8583 listening", owner=owner or "shared", address=f"{sock[0]}:{sock[1]}")
+        return bound
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, owner: str) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        if len(self.connections) >= self.settings.max_connections:
+            self._security(owner, peer, "connection limit reached; refused")
+            writer.transport.abort()
+            return
+        fingerprint = None
+        cert = writer.get_extra_info("ssl_object") and writer.get_extra_info("ssl_object").getpeercert(True)
+        if cert:
+            fingerprint = hashlib.sha256(cert).hexdigest()
+        bank = self.directory.for_connection(owner, peer[0], fingerprint)
+        if bank is None:
+            self._security(owner, peer, "connection matches no bank; closed")
+            writer.transport.abort()
+            return
+        connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    def _security(self, owner: str, peer: tuple, detail: str) -> None:
+        log.warning("security: " + detail, listener=owner or "shared", peer=f"{peer[0]}:{peer[1]}")
+        if self.message_log is not None:
+            self.message_log.add(LogRow(logged_at=datetime.now(UTC), channel="iso", direction="in",
+                                        event="security", peer=f"{peer[0]}:{peer[1]}", detail=detail,
+                                        bank_code=owner or None))
+
+    def reload(self, config: Config) -> None:
+        """New bank list (SIGHUP): connections of a bank that is gone are closed; others see the new
+        settings (enabled, sign-on, MAC key …) from their next message on."""
+        self.config = config
+        self.directory = BankDirectory(config.banks)
+        for connection in list(self.connections):
+            bank = self.directory.banks.get(connection.state.bank.code)
+            if bank is None:
+                connection.stop_reading()
+                connection.writer.transport.abort()
+            else:
+                connection.state.bank = bank
+        log.info("bank list reloaded", banks=len(config.banks))
+
+    async def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, let requests in flight finish and be answered, then close connections."""
+        for server in self.servers.values():
+            server.close()
+        for connection in list(self.connections):
+            connection.stop_reading()
+        pending = [c.drain(timeout_s) for c in list(self.connections)]
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=timeout_s + 1)
+        for connection in list(self.connections):
+            connection.writer.close()
+        for server in self.servers.values():
+            try:
+                await asyncio.wait_for(server.wait_closed(), timeout=2)
+            except asyncio.TimeoutError:
+                pass

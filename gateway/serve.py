@@ -1,0 +1,82 @@
+"""``gateway serve``: the listeners, until SIGTERM/SIGINT; SIGHUP reloads the bank list."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from gateway.clock import Clock
+from gateway.config import Config, ConfigError, load_config
+from gateway.iso8583.messages import Router
+from gateway.iso8583.server import IsoServer
+from gateway.payment.context import ServiceContext
+from gateway.payment.engine import Engine
+from gateway.store.db import create_pool, database_url
+from gateway.store.message_log import MessageLog
+from gateway.store.migrate import migrate
+
+log = structlog.get_logger("gateway")
+
+SHUTDOWN_GRACE_S = 10.0
+# Message-log partitions are created this many months ahead, at start and daily.
+PARTITION_MONTHS_AHEAD = 3
+RETENTION_DAYS = 400
+
+
+async def serve(config: Config, config_path: str | None) -> int:
+    with database_url(config) as dsn:
+        pool = await create_pool(config.database, dsn)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            message_log = MessageLog(pool)
+            message_log.start()
+            ctx = ServiceContext(pool=pool, clock=Clock(config.clock_offset_seconds), config=config)
+            if config.clock_offset_seconds:
+                log.warning("testing clock offset in force", offset_seconds=config.clock_offset_seconds)
+            iso = IsoServer(config, Router(Engine(ctx)), message_log)
+            await iso.start()
+            housekeeping = asyncio.create_task(_housekeeping(pool))
+            await _until_signalled(lambda: _reload(config_path, iso, ctx))
+            log.info("shutting down: no new connections, finishing requests in flight")
+            await iso.shutdown(SHUTDOWN_GRACE_S)
+            housekeeping.cancel()
+            await message_log.close()
+        finally:
+            await pool.close()
+    log.info("stopped")
+    return 0
+
+
+async def _until_signalled(on_reload) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    log.info("gateway ready")
+    await stop.wait()
+
+
+def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext) -> None:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        log.error("reload refused: configuration error; keeping the current bank list", error=str(exc))
+        return
+    ctx.banks = {b.code: b for b in config.banks}
+    iso.reload(config)
+
+
+async def _housekeeping(pool) -> None:
+    while True:
+        try:
+            async with pool.acquire(timeout=5) as conn:
+                await conn.execute("SELECT gw_message_log_partitions(current_date, $1)", PARTITION_MONTHS_AHEAD)
+                dropped = await conn.fetchval("SELECT gw_message_log_retention(now(), $1)", RETENTION_DAYS)
+                if dropped:
+                    log.info("message log months dropped", partitions=dropped)
+        except Exception as exc:  # noqa: BLE001 - retried on the next round
+            log.warning("housekeeping failed", error=repr(exc))
+        await asyncio.sleep(6 * 3600)
