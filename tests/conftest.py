@@ -44,18 +44,27 @@ async def pg_template(pg_server_url):
     from gateway.store.migrate import migrate
 
     name = f"gw_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(pg_server_url)
+    conn = await asyncpg.connect(await _create_database(pg_server_url, name))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(_with_dbname(pg_server_url, name))
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield name
+    await _drop_database(pg_server_url, name)
+
+
+async def _create_database(server_url: str, name: str, template: str | None = None) -> str:
+    admin = await asyncpg.connect(server_url)
+    try:
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{suffix}')
     finally:
         await admin.close()
-    yield name
-    admin = await asyncpg.connect(pg_server_url)
+    return _with_dbname(server_url, name)
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -66,17 +75,8 @@ async def pg_template(pg_server_url):
 async def db_url(pg_server_url, pg_template):
     """URL of a fresh, migrated database of this test's own; dropped afterwards."""
     name = f"gw_t_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    finally:
-        await admin.close()
-    yield _with_dbname(pg_server_url, name)
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await _create_database(pg_server_url, name, template=pg_template)
+    await _drop_database(pg_server_url, name)
 
 
 @pytest.fixture
@@ -91,14 +91,5 @@ async def db(db_url):
 async def empty_db_url(pg_server_url):
     """URL of a fresh database with no schema at all."""
     name = f"gw_empty_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_dbname(pg_server_url, name)
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await _create_database(pg_server_url, name)
+    await _drop_database(pg_server_url, name)
