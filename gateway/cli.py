@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--objects", type=int, default=2000, metavar="N", help="number of tax objects (NOPs)")
     _config_arg(run)
 
+    from gateway.banksim.commands import add_arguments as banksim_arguments
+
+    banksim_arguments(commands.add_parser("bank-sim", help="a bank-side ISO 8583 client and load generator"))
+
     inquiry = commands.add_parser("inquiry", help="inquire a bill from the command line (no bank channel)")
     inquiry.add_argument("tax", choices=["pbb", "bphtb"])
     inquiry.add_argument("bill", help="NOP (any form) or SSPD registration number")
@@ -193,6 +197,15 @@ def _inquiry(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _bank_sim(config: Config, args: argparse.Namespace) -> int:
+    from gateway.banksim.commands import BankSimError, run
+
+    try:
+        return run(config, args)
+    except BankSimError as exc:
+        raise CommandError(f"bank-sim: {exc}") from None
+
+
 def _demo_run(config: Config, args: argparse.Namespace) -> int:
     _check_objects(args.objects)
     from gateway.demo.quickstart import run_quickstart
@@ -209,4 +222,5 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], i
     ("demo", "seed"): _demo_seed,
     ("demo", "run"): _demo_run,
     ("inquiry", None): _inquiry,
+    **{("bank-sim", action): _bank_sim for action in ("inquiry", "pay", "reverse", "echo", "load")},
 }

@@ -7,7 +7,7 @@ answer's fields.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from gateway.config import BankConfig
@@ -64,7 +64,6 @@ class Outcome:
     message_key: str | None = None
     event: str = "message"
     detail: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Router:
@@ -119,8 +118,9 @@ class Router:
             state.signed_on, state.signed_off = False, True
         elif code not in ("301", "201"):
             return self.refuse(request, RC.INVALID_TRANSACTION, detail=f"unknown network code {code}")
+        # A cut-over (201) is recorded by the message log row of this exchange (event "cutover").
         return Outcome(fields=self.answer(request, RC.APPROVED), rc=RC.APPROVED,
-                       extra={"network": code})
+                       event={"001": "sign_on", "002": "sign_off", "201": "cutover"}.get(code, "message"))
 
     def _bank_refusal(self, request: dict[str, str], state: ConnectionState) -> str | None:
         if not same_bank(request["32"], state.bank.code):
@@ -284,5 +284,5 @@ def profile(result: InquiryResult | PaymentResult) -> str:
     bill, amount = result.bill, result.amount
     assert bill is not None and amount is not None
     if bill.tax == "PBB":
-        return pbb_profile(bill, amount, getattr(result, "other_unpaid_years", ()))
+        return pbb_profile(bill, amount, result.other_unpaid_years)
     return bphtb_profile(bill, amount)

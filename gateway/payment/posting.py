@@ -10,7 +10,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.domain.bills import Channel, Tax, pbb_bill_key
+from gateway.domain.bills import Channel, Tax, other_unpaid_years, pbb_bill_key
 from gateway.domain.codes import RC
 from gateway.domain.errors import FormatError
 from gateway.domain.money import parse_amount
@@ -18,7 +18,7 @@ from gateway.domain.nop import in_region, parse_nop, parse_tax_year
 from gateway.domain.ntpd import make_ntpd
 from gateway.domain.sspd import parse_registration
 from gateway.inquiry.due import amount_due, bill_view, not_payable, nothing_due
-from gateway.inquiry.service import bphtb_matches
+from gateway.inquiry.service import WINDOW_YEARS, bphtb_matches
 from gateway.payment.context import ServiceContext
 from gateway.payment.requests import BphtbPayment, IsoOrigin, PbbPayment
 from gateway.payment.results import Amount, PaymentResult
@@ -97,10 +97,16 @@ class PaymentService:
                 penalty=charge.penalty, months_late=charge.months_late, quote_id=quote_id,
                 business_date=business_date, paid_at=now, message_key_id=key_id,
             ))
+            others: tuple[int, ...] = ()
+            if tax == Tax.PBB:
+                years = await bill_store.pbb_unpaid_years(
+                    conn, row["nop"], business_date.year - WINDOW_YEARS, business_date.year)
+                others = other_unpaid_years(business_date.year, row["tax_year"], years)
             return PaymentResult(
                 rc=RC.APPROVED, business_date=business_date, ntpd=ntpd,
                 bill=bill_view(row, self.ctx.region_name, status="paid"), amount=charge, paid_at=now,
-                bank=req.bank, channel=channel.value, ntb=ntb, quote_used=quote_id is not None,
+                bank=req.bank, channel=channel.value, ntb=ntb, other_unpaid_years=others,
+                quote_used=quote_id is not None,
             )
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation=f"{tax.lower()}-payment",

@@ -90,6 +90,7 @@ class PaymentResult:
     bank: str | None = None
     channel: str | None = None
     ntb: str | None = None
+    other_unpaid_years: tuple[int, ...] = ()
     quote_used: bool = False
     repeated: bool = False
 

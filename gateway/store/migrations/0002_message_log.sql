@@ -73,11 +73,3 @@ BEGIN
 END $$;
 
 SELECT gw_message_log_partitions(current_date - 31, 4);
-
--- Network-management state per bank connection is in memory; the cut-over a bank announces is recorded.
-CREATE TABLE bank_cutovers (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    bank_code     text NOT NULL,
-    received_at   timestamptz NOT NULL,
-    transmitted   text
-);

@@ -1,0 +1,163 @@
+"""``gateway bank-sim …``: inquiry, pay, reverse, echo and load over ISO 8583, as a bank would."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from gateway.banksim.client import IsoClient
+from gateway.banksim.load import LoadPlan, run_load
+from gateway.banksim.render import render_answer
+from gateway.config import Config, parse_listen
+
+
+class BankSimError(Exception):
+    pass
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+        p.add_argument("--host", help="gateway address (default: from [iso8583] listen)")
+        p.add_argument("--port", type=int, help="gateway port (default: from [iso8583] listen)")
+        p.add_argument("--bank", help="bank code, field 32 (default: the first configured bank, else 110)")
+        p.add_argument("--framing", choices=["ascii4", "binary2"], help="default: the bank's configuration")
+        p.add_argument("--mac-key", help="hex MAC key (default: the bank's configuration)")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
+
+    inquiry = sub.add_parser("inquiry", help="0200 inquiry")
+    inquiry.add_argument("tax", choices=["pbb", "bphtb"])
+    inquiry.add_argument("bill", help="PBB: NOP (any form); BPHTB: registration number")
+    inquiry.add_argument("tax_year", nargs="?", default="", help="PBB tax year")
+    common(inquiry)
+
+    pay = sub.add_parser("pay", help="0200 payment")
+    pay.add_argument("tax", choices=["pbb", "bphtb"])
+    pay.add_argument("bill")
+    pay.add_argument("args", nargs="+", metavar="[TAX_YEAR] AMOUNT", help="PBB: TAX_YEAR AMOUNT; BPHTB: AMOUNT")
+    pay.add_argument("--ntb", help="bank reference, field 48")
+    pay.add_argument("--channel", default="6011", help="field 18 (6010 teller, 6011 ATM, …)")
+    common(pay)
+
+    rev = sub.add_parser("reverse", help="0400 reversal of a payment")
+    rev.add_argument("tax", choices=["pbb", "bphtb"])
+    rev.add_argument("bill")
+    rev.add_argument("args", nargs="+", metavar="[TAX_YEAR] AMOUNT")
+    rev.add_argument("--ntpd", help="the payment's NTPD (field 47)")
+    rev.add_argument("--stan", help="the payment's STAN (field 90)")
+    rev.add_argument("--transmitted", help="the payment's field 7, MMDDhhmmss (field 90)")
+    rev.add_argument("--repeat", action="store_true", help="send as 0401 (repeat)")
+    common(rev)
+
+    echo = sub.add_parser("echo", help="0800 echo test (or --code 001 sign-on, 002 sign-off, 201 cut-over)")
+    echo.add_argument("--code", default="301", choices=["001", "002", "201", "301"])
+    common(echo)
+
+    load = sub.add_parser("load", help="load generator: throughput and latency percentiles")
+    load.add_argument("--concurrency", type=int, default=16)
+    load.add_argument("--connections", type=int, default=4)
+    load.add_argument("--duration", type=float, default=10.0, help="seconds (ignored with --count)")
+    load.add_argument("--count", type=int, help="number of operations instead of a duration")
+    load.add_argument("--mix", default="inquiry=4,payment=5,reversal=1", help="operation weights")
+    load.add_argument("--tax", choices=["pbb", "bphtb", "both"], default="both")
+    load.add_argument("--bills", type=int, default=20000, help="unpaid bills to draw from the database")
+    load.add_argument("--record", metavar="FILE", help="append every approved payment and reversal")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+    common(load)
+
+
+def _pbb_bill(bill: str, tax_year: str) -> str:
+    digits = "".join(c for c in bill if c not in ".- ")
+    return digits + tax_year
+
+
+def _split_amount(tax: str, bill: str, args: list[str]) -> tuple[str, int]:
+    try:
+        if tax == "pbb":
+            if len(args) != 2:
+                raise BankSimError("PBB needs TAX_YEAR AMOUNT")
+            return _pbb_bill(bill, args[0]), int(args[1])
+        if len(args) != 1:
+            raise BankSimError("BPHTB needs AMOUNT")
+        return bill, int(args[0])
+    except ValueError:
+        raise BankSimError(f"amount must be whole rupiah: {args[-1]!r}") from None
+
+
+def _client(config: Config, args: argparse.Namespace) -> IsoClient:
+    bank_code = args.bank or (config.banks[0].code if config.banks else "110")
+    bank = config.bank(bank_code)
+    host, port = parse_listen(bank.iso_listen if bank and bank.iso_listen else config.iso8583.listen)
+    framing_name = args.framing or (bank.framing if bank else "ascii4")
+    mac_hex = args.mac_key if args.mac_key is not None else (bank.mac_key if bank else "")
+    return IsoClient(args.host or host, args.port or port, bank=bank_code, framing_name=framing_name,
+                     mac_key=bytes.fromhex(mac_hex) if mac_hex else None, timeout_s=args.timeout)
+
+
+async def _one(config: Config, args: argparse.Namespace) -> int:
+    client = _client(config, args)
+    try:
+        await client.connect()
+    except OSError as exc:
+        raise BankSimError(f"cannot connect to {client.host}:{client.port}: {exc.strerror or exc}") from None
+    try:
+        if args.action == "inquiry":
+            bill = _pbb_bill(args.bill, args.tax_year) if args.tax == "pbb" else args.bill
+            request = client.inquiry(args.tax, bill)
+        elif args.action == "pay":
+            bill, amount = _split_amount(args.tax, args.bill, args.args)
+            request = client.payment(args.tax, bill, amount, ntb=args.ntb, channel=args.channel)
+        elif args.action == "reverse":
+            bill, amount = _split_amount(args.tax, args.bill, args.args)
+            if not args.ntpd and not (args.stan and args.transmitted):
+                raise BankSimError("reverse needs --ntpd, or --stan and --transmitted of the payment")
+            original = client.payment(args.tax, bill, amount, stan=args.stan or "000000")
+            original["7"] = args.transmitted or "0000000000"
+            request = client.reversal(original, ntpd=args.ntpd, repeat=args.repeat)
+        else:
+            request = client.network(args.code)
+        print(f"sent {request['t']} STAN {request['11']} field 7 {request['7']}", file=sys.stderr)
+        try:
+            answer = await client.request(request)
+        except asyncio.TimeoutError:
+            raise BankSimError(f"no answer within {args.timeout:g} s") from None
+        except ConnectionError as exc:
+            raise BankSimError(str(exc)) from None
+        print(render_answer(answer))
+        return 0 if answer.get("39") == "00" else 1
+    finally:
+        await client.close()
+
+
+async def _load(config: Config, args: argparse.Namespace) -> int:
+    from gateway.banksim.bills import unpaid_bills
+
+    try:
+        mix = {k.strip(): float(v) for k, v in (part.split("=") for part in args.mix.split(","))}
+    except ValueError:
+        raise BankSimError(f"--mix: expected op=weight,…: {args.mix!r}") from None
+    if set(mix) - {"inquiry", "payment", "reversal"} or not any(mix.values()):
+        raise BankSimError("--mix: operations are inquiry, payment, reversal")
+    if args.concurrency < 1 or args.connections < 1:
+        raise BankSimError("--concurrency and --connections must be at least 1")
+    bills = await unpaid_bills(config, args.tax, args.bills)
+    if not bills:
+        raise BankSimError("no unpaid bills in the database (run: gateway demo seed)")
+    print(f"load: {len(bills)} unpaid bills, {args.concurrency} workers on {args.connections} connection(s)",
+          file=sys.stderr)
+    client = _client(config, args)
+    plan = LoadPlan(concurrency=args.concurrency, connections=args.connections,
+                    duration_s=None if args.count else args.duration, count=args.count, mix=mix,
+                    record=args.record)
+    try:
+        report = await run_load(client.host, client.port, bank=client.bank, framing_name=client.framing,
+                                mac_key=client.mac_key, bills=bills, plan=plan, as_json=args.json)
+    except OSError as exc:
+        raise BankSimError(f"cannot connect to {client.host}:{client.port}: {exc.strerror or exc}") from None
+    return 0 if not report.errors else 1
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(_load(config, args) if args.action == "load" else _one(config, args))
