@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = demo.add_parser("run", help="migrate, seed the demo region and inquire a demo bill")
     run.add_argument("--objects", type=int, default=2000, metavar="N", help="number of tax objects (NOPs)")
+    run.add_argument("--no-serve", action="store_true", help="stop after the demo inquiries")
     _config_arg(run)
 
     from gateway.banksim.commands import add_arguments as banksim_arguments
@@ -95,12 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def run_fast(coroutine) -> int:
+    """Run a long-lived server on uvloop where it is installed (it halves the event loop's cost)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 def _serve(config: Config, args: argparse.Namespace) -> int:
     from gateway.logs import configure
     from gateway.serve import serve
 
     configure()
-    return asyncio.run(serve(config, args.config))
+    return run_fast(serve(config, args.config))
 
 
 def _db_migrate(config: Config, args: argparse.Namespace) -> int:
@@ -208,9 +219,19 @@ def _bank_sim(config: Config, args: argparse.Namespace) -> int:
 
 def _demo_run(config: Config, args: argparse.Namespace) -> int:
     _check_objects(args.objects)
-    from gateway.demo.quickstart import run_quickstart
+    from gateway.demo.quickstart import demo_serving_config, run_quickstart
+    from gateway.logs import configure
+    from gateway.serve import serve
 
-    return asyncio.run(run_quickstart(config, objects=args.objects))
+    asyncio.run(run_quickstart(config, objects=args.objects))
+    if args.no_serve:
+        return 0
+    served = demo_serving_config(config)
+    host_port = served.iso8583.listen
+    print(f"\nServing ISO 8583 on {host_port} for bank(s) {', '.join(b.code for b in served.banks)}; Ctrl-C stops."
+          f"\nIn another terminal: gateway bank-sim inquiry pbb 32.75.010.001.001-0001.0 2026", file=sys.stderr)
+    configure()
+    return run_fast(serve(served, args.config))
 
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {

@@ -160,4 +160,6 @@ async def _load(config: Config, args: argparse.Namespace) -> int:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    return asyncio.run(_load(config, args) if args.action == "load" else _one(config, args))
+    from gateway.cli import run_fast
+
+    return run_fast(_load(config, args) if args.action == "load" else _one(config, args))

@@ -1,14 +1,17 @@
 """``gateway demo run``: the first thing a newcomer runs on a fresh machine.
 
-Migrates the (embedded, unless configured) database, seeds the demo region, and inquires one demo PBB
-bill and one BPHTB registration through the same service calls the bank channels use.
+Migrates the (embedded, unless configured) database, seeds the demo region, inquires one demo PBB bill and
+one BPHTB registration through the same service calls the bank channels use, then serves the bank channels
+(with a demo bank 110 allowed from 127.0.0.1 when no bank is configured) until Ctrl-C.
 """
 from __future__ import annotations
 
 import sys
 
 from gateway.bootstrap import open_services
-from gateway.config import Config
+from dataclasses import replace
+
+from gateway.config import BankConfig, Config
 from gateway.inquiry.render import render_inquiry
 from gateway.payment.requests import BphtbInquiry, PbbInquiry
 from gateway.store.migrate import migrate
@@ -39,3 +42,11 @@ async def run_quickstart(config: Config, objects: int = 2000) -> int:
             result = await services.engine.inquire_bphtb(BphtbInquiry(bank=None, registration_number=bphtb))
             print("\nBPHTB inquiry of a demo registration:\n" + render_inquiry(result))
     return 0
+
+
+DEMO_BANK = BankConfig(code="110", name="BANK DEMO", allow=("127.0.0.1/32",))
+
+
+def demo_serving_config(config: Config) -> Config:
+    """The configuration to serve the demo with: a demo bank when none is configured."""
+    return config if config.banks else replace(config, banks=(DEMO_BANK,))

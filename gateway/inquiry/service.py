@@ -42,8 +42,8 @@ class InquiryService:
         now = self.ctx.clock.now()
         bill_key = pbb_bill_key(nop, year)
 
-        async def work(conn: asyncpg.Connection, key_id: int | None) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.PBB, bill_key)
+        async def work(conn: asyncpg.Connection) -> InquiryResult:
+            row = await bill_store.find(conn, Tax.PBB, bill_key, self.window(now))
             return await self._answer(conn, row, req.bank, now)
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation="pbb-inquiry",
@@ -60,8 +60,8 @@ class InquiryService:
             return InquiryResult(rc=refusal)
         now = self.ctx.clock.now()
 
-        async def work(conn: asyncpg.Connection, key_id: int | None) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.BPHTB, registration)
+        async def work(conn: asyncpg.Connection) -> InquiryResult:
+            row = await bill_store.find(conn, Tax.BPHTB, registration, self.window(now))
             if row is not None and not bphtb_matches(row, nop, year, self.ctx.region_code):
                 row = None
             return await self._answer(conn, row, req.bank, now)
@@ -82,11 +82,7 @@ class InquiryService:
         if not_payable(row, business_date):
             return InquiryResult(rc=RC.NOT_PAYABLE, business_date=business_date, bill=view)
         due = amount_due(row, self.ctx.local_date(now), self.ctx.policy)
-        others: tuple[int, ...] = ()
-        if row["tax"] == Tax.PBB:
-            years = await bill_store.pbb_unpaid_years(
-                conn, row["nop"], business_date.year - WINDOW_YEARS, business_date.year)
-            others = other_unpaid_years(business_date.year, row["tax_year"], years)
+        others = other_unpaid_years(business_date.year, row["tax_year"], row["unpaid_years"] or ())
         quote = None
         if bank is not None:
             expires_at = now + self.ctx.quote_ttl
@@ -95,6 +91,9 @@ class InquiryService:
             quote = QuoteView(total=due.total, expires_at=expires_at)
         return InquiryResult(rc=RC.APPROVED, business_date=business_date, bill=view, amount=due,
                              other_unpaid_years=others, quote=quote)
+
+    def window(self, now: datetime) -> tuple[int, int]:
+        return tax_year_window(self.ctx.business_date(now))
 
     async def arrears_pbb(self, req: PbbArrears) -> ArrearsResult:
         try:
@@ -109,9 +108,8 @@ class InquiryService:
         business_date = self.ctx.business_date(now)
         paid_on = self.ctx.local_date(now)
 
-        async def work(conn: asyncpg.Connection, key_id: int | None) -> ArrearsResult:
-            rows = await bill_store.pbb_bills_of_nop(
-                conn, nop, business_date.year - WINDOW_YEARS, business_date.year)
+        async def work(conn: asyncpg.Connection) -> ArrearsResult:
+            rows = await bill_store.pbb_bills_of_nop(conn, nop, *tax_year_window(business_date))
             if not rows and not await bill_store.nop_has_bills(conn, nop):
                 return ArrearsResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
             lines = tuple(arrears_line(row, paid_on, self.ctx) for row in rows)
@@ -121,6 +119,11 @@ class InquiryService:
 
         return await run_once(self.ctx, bank=req.bank, key=None, operation="pbb-arrears",
                               result_type=ArrearsResult, work=work)
+
+
+def tax_year_window(business_date: date) -> tuple[int, int]:
+    """The current tax year (of the business date) and the five before it."""
+    return business_date.year - WINDOW_YEARS, business_date.year
 
 
 def arrears_line(row: asyncpg.Record, paid_on: date, ctx: ServiceContext) -> ArrearsLine:

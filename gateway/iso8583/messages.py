@@ -111,6 +111,9 @@ class Router:
             return self.refuse(request, RC.FORMAT_ERROR, detail=f"field {missing} missing or malformed")
         if not same_bank(request["32"], state.bank.code):
             return self.refuse(request, RC.DO_NOT_HONOUR, detail="field 32 is not this connection's bank")
+        if not state.bank.enabled:
+            # A disabled bank's every request is answered RC 05, network management included.
+            return self.refuse(request, RC.DO_NOT_HONOUR, detail="bank disabled")
         code = request["70"]
         if code == "001":
             state.signed_on, state.signed_off = True, False

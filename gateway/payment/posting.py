@@ -18,7 +18,7 @@ from gateway.domain.nop import in_region, parse_nop, parse_tax_year
 from gateway.domain.ntpd import make_ntpd
 from gateway.domain.sspd import parse_registration
 from gateway.inquiry.due import amount_due, bill_view, not_payable, nothing_due
-from gateway.inquiry.service import WINDOW_YEARS, bphtb_matches
+from gateway.inquiry.service import bphtb_matches, tax_year_window
 from gateway.payment.context import ServiceContext
 from gateway.payment.requests import BphtbPayment, IsoOrigin, PbbPayment
 from gateway.payment.results import Amount, PaymentResult
@@ -64,44 +64,43 @@ class PaymentService:
         business_date = self.ctx.business_date(now)
         origin = req.origin
 
-        async def work(conn: asyncpg.Connection, key_id: int | None) -> PaymentResult:
+        async def work(conn: asyncpg.Connection) -> PaymentResult:
+            stan, transmitted = (origin.stan, origin.transmitted) if origin is not None else (None, None)
             if origin is not None:
                 await money.lock_origin(conn, req.bank, origin.stan, origin.transmitted)
-                if await money.tombstone_exists(conn, req.bank, origin.stan, origin.transmitted):
-                    return PaymentResult(rc=RC.INVALID_TRANSACTION, business_date=business_date)
-            state = await bill_store.lock_business_date(conn, business_date)
+            row = await bill_store.lock_for_payment(conn, tax, bill_key, tax_year_window(business_date),
+                                                    business_date, req.bank, stan, transmitted)
+            if row is None:
+                return await self._unknown_bill(conn, req.bank, business_date, stan, transmitted)
+            if row["tombstoned"]:
+                return PaymentResult(rc=RC.INVALID_TRANSACTION, business_date=business_date)
+            state = row["date_state"] or await bill_store.lock_business_date(conn, business_date)
             if state != "open":
                 # Closing, or (with clocks apart between instances) already closed: retry shortly.
                 return PaymentResult(rc=RC.CUTOFF_IN_PROGRESS, business_date=business_date)
-            row = await bill_store.lock(conn, tax, bill_key)
-            if row is not None and tax == Tax.BPHTB and not bphtb_matches(row, nop, year, self.ctx.region_code):
-                row = None
-            if row is None:
+            if tax == Tax.BPHTB and not bphtb_matches(row, nop, year, self.ctx.region_code):
                 return PaymentResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
             view = bill_view(row, self.ctx.region_name)
             if row["status"] == "paid":
-                same_bank = row["active_bank"] == req.bank
+                active = await bill_store.active_payment(conn, row["id"])
+                same_bank = active is not None and active["bank_code"] == req.bank
                 return PaymentResult(rc=RC.ALREADY_PAID, business_date=business_date, bill=view,
-                                     amount=nothing_due(row), ntpd=row["active_ntpd"] if same_bank else None)
+                                     amount=nothing_due(row), ntpd=active["ntpd"] if same_bank else None)
             if not_payable(row, business_date):
                 return PaymentResult(rc=RC.NOT_PAYABLE, business_date=business_date, bill=view)
             charge, quote_id = await self._charge(conn, row, req.bank, amount, now)
             if charge is None:
                 return PaymentResult(rc=RC.INVALID_AMOUNT, business_date=business_date, bill=view)
-            ntpd = make_ntpd(business_date, tax, await money.next_ntpd_serial(conn))
+            ntpd = make_ntpd(business_date, tax, row["serial"])
             await money.insert_payment(conn, money.NewPayment(
                 ntpd=ntpd, bill_id=row["id"], tax=tax, bank=req.bank, channel=channel.value, via=req.via,
                 ntb=ntb, terminal_id=req.terminal_id or (origin.terminal_id if origin else ""),
                 rrn=origin.rrn if origin else None, stan=origin.stan if origin else None,
                 transmitted=origin.transmitted if origin else None, principal=charge.principal,
                 penalty=charge.penalty, months_late=charge.months_late, quote_id=quote_id,
-                business_date=business_date, paid_at=now, message_key_id=key_id,
+                business_date=business_date, paid_at=now,
             ))
-            others: tuple[int, ...] = ()
-            if tax == Tax.PBB:
-                years = await bill_store.pbb_unpaid_years(
-                    conn, row["nop"], business_date.year - WINDOW_YEARS, business_date.year)
-                others = other_unpaid_years(business_date.year, row["tax_year"], years)
+            others = other_unpaid_years(business_date.year, row["tax_year"], row["unpaid_years"] or ())
             return PaymentResult(
                 rc=RC.APPROVED, business_date=business_date, ntpd=ntpd,
                 bill=bill_view(row, self.ctx.region_name, status="paid"), amount=charge, paid_at=now,
@@ -111,6 +110,15 @@ class PaymentService:
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation=f"{tax.lower()}-payment",
                               result_type=PaymentResult, work=work)
+
+    async def _unknown_bill(self, conn: asyncpg.Connection, bank: str, business_date, stan: str | None,
+                            transmitted: str | None) -> PaymentResult:
+        """No such bill: still, a reversed original is refused (12) and a closing date answers 90 first."""
+        if stan is not None and await money.tombstone_exists(conn, bank, stan, transmitted):
+            return PaymentResult(rc=RC.INVALID_TRANSACTION, business_date=business_date)
+        if await bill_store.lock_business_date(conn, business_date) != "open":
+            return PaymentResult(rc=RC.CUTOFF_IN_PROGRESS, business_date=business_date)
+        return PaymentResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
 
     async def _charge(self, conn: asyncpg.Connection, row: asyncpg.Record, bank: str, amount: int,
                       now: datetime) -> tuple[Amount | None, int | None]:

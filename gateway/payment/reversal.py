@@ -41,7 +41,7 @@ class ReversalService:
         now = self.ctx.clock.now()
         business_date = self.ctx.business_date(now)
 
-        async def work(conn: asyncpg.Connection, key_id: int | None) -> ReversalResult:
+        async def work(conn: asyncpg.Connection) -> ReversalResult:
             if ntpd is not None:
                 payment = await money.payment_by_ntpd(conn, ntpd)
                 if payment is None:
@@ -56,15 +56,15 @@ class ReversalService:
                 payment = await money.payment_by_origin(conn, req.bank, original.stan, original.transmitted)
                 if payment is None:
                     await money.insert_tombstone(conn, req.bank, original.stan, original.transmitted,
-                                                 original.forwarding, amount, business_date, now, key_id)
+                                                 original.forwarding, amount, business_date, now)
                     return ReversalResult(rc=RC.APPROVED, business_date=business_date, amount=amount,
                                           tombstone=True)
-            return await self._reverse(conn, req, payment, amount, business_date, now, key_id)
+            return await self._reverse(conn, req, payment, amount, business_date, now)
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation="reversal",
                               result_type=ReversalResult, work=work)
 
-    async def _reverse(self, conn, req, payment, amount, business_date, now, key_id) -> ReversalResult:
+    async def _reverse(self, conn, req, payment, amount, business_date, now) -> ReversalResult:
         base = dict(business_date=business_date, ntpd=payment["ntpd"], amount=payment["total"],
                     payment_business_date=payment["business_date"])
         if payment["bank_code"] != req.bank:
@@ -83,5 +83,5 @@ class ReversalService:
         if state == "closing":
             return ReversalResult(rc=RC.CUTOFF_IN_PROGRESS, **base)
         await money.insert_reversal(conn, payment, via=req.via, reason=req.reason,
-                                    received_business_date=business_date, now=now, message_key_id=key_id)
+                                    received_business_date=business_date, now=now)
         return ReversalResult(rc=RC.APPROVED, **base)

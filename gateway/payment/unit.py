@@ -1,9 +1,13 @@
 """One request = one transaction, exactly once per message key.
 
-``run_once`` claims the request's key, runs the work, stores the answer with the key and commits, all
-in one transaction. A repeat with the same content gets the stored answer (marked ``repeated``); with
-different content, RC 94. Answers that say "try again" (90, 91, 96) roll everything back, key included,
-so the bank's retry is processed afresh.
+``run_once`` runs the work, stores the answer under the request's key and commits, all in one transaction.
+If the key already holds an answer, the unique index says so at the insert: the whole transaction is rolled
+back (whatever the work did is undone) and the stored answer is returned, marked ``repeated``; with
+different content, RC 94. Doing the work first and the key last costs a first request one statement
+instead of two; a repeat — rare — does its work in vain.
+
+Answers that say "try again" (90, 91, 96) roll everything back, key included, so the bank's retry is
+processed afresh.
 """
 from __future__ import annotations
 
@@ -54,7 +58,11 @@ class _Rollback(Exception):
         self.result = result
 
 
-Work = Callable[[asyncpg.Connection, int | None], Awaitable[R]]
+class _Repeat(Exception):
+    """The key already holds an answer: undo this attempt's work, then answer from the stored one."""
+
+
+Work = Callable[[asyncpg.Connection], Awaitable[R]]
 
 
 async def run_once(ctx: "ServiceContext", *, bank: str | None, key: MessageKey | None, operation: str,
@@ -77,25 +85,24 @@ async def run_once(ctx: "ServiceContext", *, bank: str | None, key: MessageKey |
 
 async def _attempt(pool: asyncpg.Pool, bank: str | None, key: MessageKey | None, operation: str,
                    result_type: type[R], work: Work[R], acquire_timeout_s: float) -> R:
-    try:
-        # A bounded wait for a connection: an exhausted pool or a dead server is RC 91, never a hang.
-        async with pool.acquire(timeout=acquire_timeout_s) as conn:
+    # A bounded wait for a connection: an exhausted pool or a dead server is RC 91, never a hang.
+    async with pool.acquire(timeout=acquire_timeout_s) as conn:
+        try:
             async with conn.transaction():
-                key_id: int | None = None
-                if key is not None:
-                    assert bank is not None, "a keyed request names its bank"
-                    claimed = await keys.claim(conn, key.channel, bank, key.key, key.content_hash(), operation)
-                    if isinstance(claimed, keys.StoredAnswer):
-                        if claimed.content_hash != key.content_hash() or claimed.operation != operation:
-                            return result_type(rc=RC.DUPLICATE.value)
-                        stored = from_json(result_type, claimed.answer)
-                        return dataclasses.replace(stored, repeated=True)
-                    key_id = claimed
-                result = await work(conn, key_id)
+                result = await work(conn)
                 if result.rc in TRANSIENT:
                     raise _Rollback(result)
-                if key_id is not None:
-                    await keys.save_answer(conn, key_id, to_json(result))
+                if key is not None:
+                    assert bank is not None, "a keyed request names its bank"
+                    if not await keys.insert_answer(conn, key.channel, bank, key.key, key.content_hash(),
+                                                    operation, to_json(result)):
+                        raise _Repeat()
                 return result
-    except _Rollback as rollback:
-        return rollback.result
+        except _Rollback as rollback:
+            return rollback.result
+        except _Repeat:
+            stored = await keys.find(conn, key.channel, bank, key.key)
+            assert stored is not None, "a key that conflicted must hold a committed answer"
+            if stored.content_hash != key.content_hash() or stored.operation != operation:
+                return result_type(rc=RC.DUPLICATE.value)
+            return dataclasses.replace(from_json(result_type, stored.answer), repeated=True)

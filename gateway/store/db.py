@@ -9,10 +9,24 @@ import asyncpg
 from gateway.config import Config, DatabaseConfig
 
 
+class GatewayConnection(asyncpg.Connection):
+    """No reset query when a connection goes back to the pool.
+
+    asyncpg's default (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round trip per request.
+    The gateway keeps no session state on pooled connections: its locks are transaction-scoped
+    (pg_advisory_xact_lock), it never LISTENs, and it sets no session variables after connect. An open
+    transaction is still rolled back on release by asyncpg itself.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(settings: DatabaseConfig, dsn: str) -> asyncpg.Pool:
     # statement_cache_size stays on: the payment path runs the same few statements all day.
     return await asyncpg.create_pool(
         dsn,
+        connection_class=GatewayConnection,
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         command_timeout=settings.command_timeout_ms / 1000,

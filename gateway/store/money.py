@@ -50,11 +50,6 @@ class NewPayment:
     quote_id: int | None
     business_date: date
     paid_at: datetime
-    message_key_id: int | None
-
-
-async def next_ntpd_serial(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT nextval('ntpd_serial')")
 
 
 async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
@@ -64,9 +59,9 @@ async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
         WITH pay AS (
             INSERT INTO payments (ntpd, bill_id, tax, bank_code, channel, via, ntb, terminal_id, rrn, stan,
                                   transmitted, principal, penalty, total, months_late, quote_id, business_date,
-                                  paid_at, message_key_id)
+                                  paid_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13::bigint, $12::bigint + $13::bigint,
-                    $14, $15, $16::date, $17::timestamptz, $18)
+                    $14, $15, $16::date, $17::timestamptz)
             RETURNING id),
         act AS (INSERT INTO active_payments (bill_id, payment_id) SELECT $2, id FROM pay),
         upd AS (UPDATE bills SET status = 'paid', updated_at = $17 WHERE id = $2),
@@ -79,7 +74,6 @@ async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
         """,
         p.ntpd, p.bill_id, p.tax, p.bank, p.channel, p.via, p.ntb, p.terminal_id or None, p.rrn, p.stan,
         p.transmitted, p.principal, p.penalty, p.months_late, p.quote_id, p.business_date, p.paid_at,
-        p.message_key_id,
     )
 
 
@@ -103,26 +97,24 @@ async def reversal_of(conn: asyncpg.Connection, payment_id: int) -> int | None:
 
 
 async def insert_reversal(conn: asyncpg.Connection, payment: asyncpg.Record, *, via: str, reason: str,
-                          received_business_date: date, now: datetime, message_key_id: int | None) -> int:
+                          received_business_date: date, now: datetime) -> int:
     """The reversal, the mirror ledger entries on the payment's date, the bill back to unpaid."""
     return await conn.fetchval(
         """
         WITH rev AS (
-            INSERT INTO reversals (payment_id, bank_code, amount, via, reason, received_business_date,
-                                   reversed_at, message_key_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id),
+            INSERT INTO reversals (payment_id, bank_code, amount, via, reason, received_business_date, reversed_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),
         act AS (DELETE FROM active_payments WHERE payment_id = $1),
-        upd AS (UPDATE bills SET status = 'unpaid', updated_at = $7 WHERE id = $9),
+        upd AS (UPDATE bills SET status = 'unpaid', updated_at = $7 WHERE id = $8),
         led AS (
             INSERT INTO ledger_entries (business_date, bank_code, tax, account, amount, payment_id, reversal_id)
-            SELECT $10, $2, $11, v.account, v.amount, $1, rev.id
-            FROM rev, (VALUES ('bank', -$3::bigint), ('principal', $12::bigint), ('penalty', $13::bigint))
+            SELECT $9, $2, $10, v.account, v.amount, $1, rev.id
+            FROM rev, (VALUES ('bank', -$3::bigint), ('principal', $11::bigint), ('penalty', $12::bigint))
                  AS v (account, amount))
         SELECT id FROM rev
         """,
         payment["id"], payment["bank_code"], payment["total"], via, reason or None, received_business_date, now,
-        message_key_id, payment["bill_id"], payment["business_date"], payment["tax"], payment["principal"],
-        payment["penalty"],
+        payment["bill_id"], payment["business_date"], payment["tax"], payment["principal"], payment["penalty"],
     )
 
 
@@ -133,11 +125,11 @@ async def tombstone_exists(conn: asyncpg.Connection, bank: str, stan: str, trans
 
 
 async def insert_tombstone(conn: asyncpg.Connection, bank: str, stan: str, transmitted: str, forwarding: str,
-                           amount: int, business_date: date, now: datetime, message_key_id: int | None) -> None:
+                           amount: int, business_date: date, now: datetime) -> None:
     await conn.execute(
-        "INSERT INTO tombstones (bank_code, stan, transmitted, forwarding, amount, business_date, created_at,"
-        " message_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        bank, stan, transmitted, forwarding, amount, business_date, now, message_key_id)
+        "INSERT INTO tombstones (bank_code, stan, transmitted, forwarding, amount, business_date, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        bank, stan, transmitted, forwarding, amount, business_date, now)
 
 
 async def lock_origin(conn: asyncpg.Connection, bank: str, stan: str, transmitted: str) -> None:

@@ -364,3 +364,12 @@ async def test_connection_lost_mid_payment_answers_91_and_commits_nothing(engine
     assert await db.fetchval("SELECT count(*) FROM message_keys") == 0
     # the bank retries (or repeats): processed afresh
     assert (await engine.pay_pbb(pay())).rc == "00"
+
+
+async def test_racing_payments_of_one_bank_learn_the_winners_ntpd(engine, db):
+    """RC 88 to the bank that paid carries the NTPD, even for a payment that waited on the winner's lock."""
+    await add_pbb(db)
+    results = await asyncio.gather(*(engine.pay_pbb(pay(stan=f"{i + 1:06d}", ntb=f"N{i}")) for i in range(10)))
+    winner = next(r for r in results if r.rc == "00")
+    assert sorted(r.rc for r in results) == ["00"] + ["88"] * 9
+    assert {r.ntpd for r in results} == {winner.ntpd}

@@ -108,7 +108,6 @@ CREATE TABLE payments (
     quote_id        bigint REFERENCES quotes (id),
     business_date   date   NOT NULL REFERENCES business_dates (business_date),
     paid_at         timestamptz NOT NULL,
-    message_key_id  bigint REFERENCES message_keys (id),
     CHECK (substr(ntpd, 7, 1) = CASE tax WHEN 'PBB' THEN '1' ELSE '2' END)
 );
 CREATE INDEX payments_bill ON payments (bill_id);
@@ -133,8 +132,7 @@ CREATE TABLE reversals (
     reason          text,
     -- The business date the reversal message arrived on; the money belongs to the payment's date.
     received_business_date date NOT NULL,
-    reversed_at     timestamptz NOT NULL,
-    message_key_id  bigint REFERENCES message_keys (id)
+    reversed_at     timestamptz NOT NULL
 );
 CREATE TRIGGER reversals_append_only BEFORE UPDATE OR DELETE ON reversals
     FOR EACH ROW EXECUTE FUNCTION gw_append_only();
@@ -149,7 +147,6 @@ CREATE TABLE tombstones (
     amount          bigint  NOT NULL,
     business_date   date    NOT NULL,
     created_at      timestamptz NOT NULL,
-    message_key_id  bigint REFERENCES message_keys (id),
     UNIQUE (bank_code, stan, transmitted)
 );
 CREATE TRIGGER tombstones_append_only BEFORE UPDATE OR DELETE ON tombstones
