@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,14 +30,20 @@ def pg_server_url():
     if url:
         yield url
         return
-    from gateway.store.embedded import EmbeddedPostgres, default_test_dir
+    from gateway.store.embedded import EmbeddedPostgres
 
-    cluster = EmbeddedPostgres(default_test_dir(), port=55400 + os.getpid() % 500)
+    # A private cluster per test session: concurrent test runs on one machine must not share a data
+    # directory. /tmp, not pytest's tmp_path: the server may run as the postgres user, who cannot
+    # enter root's 0700 pytest directories.
+    directory = tempfile.mkdtemp(prefix="gateway-test-pg-")
+    os.chmod(directory, 0o755)
+    cluster = EmbeddedPostgres(directory)
     dsn = cluster.start()
     try:
         yield dsn
     finally:
         cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

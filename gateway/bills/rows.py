@@ -38,6 +38,9 @@ STAGING_COLUMNS: tuple[str, ...] = (
 
 MAX_TEXT = 200          # characters, after trimming, for names and addresses
 MAX_AREA_DIGITS = 12    # square metres: a 12-digit area is already larger than any region
+# Amounts must fit the ISO 8583 slots the bill is shown in (fields 4 and 62): 12 digits, NPOP 15.
+MAX_AMOUNT_DIGITS = 12
+MAX_VALUE_DIGITS = 15
 ACQUISITION_TYPES = range(1, 15)   # BPHTB jenis perolehan 01..14
 
 EMPTY = "must not be empty"
@@ -168,9 +171,10 @@ class _Validator:
         return day
 
     @staticmethod
-    def _money(value: str, column: str, errors: list, *, positive: bool, empty_zero: bool = False) -> int:
-        if value.isdigit() and value.isascii() and len(value) <= 18:
-            amount = int(value)     # what parse_amount returns for plain digits (< 2**63)
+    def _money(value: str, column: str, errors: list, *, positive: bool, empty_zero: bool = False,
+               max_digits: int = MAX_AMOUNT_DIGITS) -> int:
+        if value.isdigit() and value.isascii() and len(value) <= max_digits:
+            amount = int(value)     # what parse_amount returns for plain digits
             if amount or not positive:
                 return amount
         text = value.strip()
@@ -183,6 +187,9 @@ class _Validator:
             amount = parse_amount(text, column)
         except FormatError as exc:
             errors.append((column, exc.reason))
+            return 0
+        if amount >= 10 ** max_digits:
+            errors.append((column, f"more than {max_digits} digits"))
             return 0
         if positive and amount == 0:
             errors.append((column, "must be greater than 0"))
@@ -283,7 +290,8 @@ class BphtbRowValidator(_Validator):
             acquisition_type = int(text)
         else:
             errors.append(("acquisition_type", ACQUISITION_TYPE_REASON))
-        acquisition_value = self._money(value_s, "acquisition_value", errors, positive=False)
+        acquisition_value = self._money(value_s, "acquisition_value", errors, positive=False,
+                                        max_digits=MAX_VALUE_DIGITS)
         land = parse_area(land_s, "land_area", errors)
         building = parse_area(building_s, "building_area", errors)
         ppat = clean_text(ppat_s, "ppat_name", errors)

@@ -43,7 +43,7 @@ class InquiryService:
         bill_key = pbb_bill_key(nop, year)
 
         async def work(conn: asyncpg.Connection) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.PBB, bill_key, self.window(now))
+            row = await bill_store.find(conn, Tax.PBB, bill_key, self.window(now), self.ctx.business_date(now))
             return await self._answer(conn, row, req.bank, now)
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation="pbb-inquiry",
@@ -61,7 +61,8 @@ class InquiryService:
         now = self.ctx.clock.now()
 
         async def work(conn: asyncpg.Connection) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.BPHTB, registration, self.window(now))
+            row = await bill_store.find(conn, Tax.BPHTB, registration, self.window(now),
+                                        self.ctx.business_date(now))
             if row is not None and not bphtb_matches(row, nop, year, self.ctx.region_code):
                 row = None
             return await self._answer(conn, row, req.bank, now)
@@ -72,6 +73,9 @@ class InquiryService:
     async def _answer(self, conn: asyncpg.Connection, row: asyncpg.Record | None, bank: str | None,
                       now: datetime) -> InquiryResult:
         business_date = self.ctx.business_date(now)
+        if row is not None and row["date_state"] in ("closing", "closed"):
+            # New financial messages of a date being closed get 90 (spec/domain.md "Business day").
+            return InquiryResult(rc=RC.CUTOFF_IN_PROGRESS, business_date=business_date)
         if row is None:
             return InquiryResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
         view = bill_view(row, self.ctx.region_name)

@@ -116,6 +116,13 @@ class Connection:
     def stop_reading(self) -> None:
         self.closing = True
         try:
+            # Stop the transport first: bytes the bank sends after feed_eof() would otherwise hit
+            # StreamReader.feed_data ("feed_data after feed_eof"), a fatal error that kills the
+            # transport and with it the answers of the requests still in flight.
+            self.writer.transport.pause_reading()
+        except Exception:  # noqa: BLE001 - already closing or closed
+            pass
+        try:
             self.reader.feed_eof()
         except Exception:  # noqa: BLE001
             pass
@@ -157,7 +164,7 @@ class Connection:
         try:
             self.writer.write(framing.frame(data, self.framing))
             await self.writer.drain()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):  # RuntimeError: uvloop, transport already closed
             self.log.warning("answer not delivered: connection lost", stan=request.get("11"), rc=outcome.rc)
         self.last_traffic = time.monotonic()
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -202,7 +209,7 @@ class Connection:
         try:
             self.writer.write(framing.frame(self._encode(fields), self.framing))
             await self.writer.drain()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):  # RuntimeError: uvloop, transport already closed
             return
         self._log_row("out", fields, event="echo")
 

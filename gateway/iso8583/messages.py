@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import structlog
 from datetime import date
 
 from gateway.config import BankConfig
@@ -20,6 +22,8 @@ from gateway.payment.requests import (
     BphtbInquiry, BphtbPayment, IsoOrigin, MessageKey, OriginalRef, PbbInquiry, PbbPayment, Reversal,
 )
 from gateway.payment.results import InquiryResult, PaymentResult, ReversalResult
+
+log = structlog.get_logger("gateway.iso8583")
 
 PBB_INQUIRY, PBB_PAYMENT, BPHTB_INQUIRY, BPHTB_PAYMENT = "341019", "541019", "341066", "541066"
 PROCESSING = {
@@ -75,6 +79,10 @@ class Router:
 
     async def handle(self, request: dict[str, str], state: ConnectionState) -> Outcome:
         mti = request["t"]
+        if not state.bank.enabled:
+            # spec/iso8583.md: a disabled bank's every request is answered RC 05 (network management,
+            # unknown MTIs and malformed requests included); nothing else is looked at.
+            return self.refuse(request, RC.DO_NOT_HONOUR, detail="bank disabled")
         if mti == "0800":
             return self._network(request, state)
         if mti == "0200":
@@ -111,9 +119,6 @@ class Router:
             return self.refuse(request, RC.FORMAT_ERROR, detail=f"field {missing} missing or malformed")
         if not same_bank(request["32"], state.bank.code):
             return self.refuse(request, RC.DO_NOT_HONOUR, detail="field 32 is not this connection's bank")
-        if not state.bank.enabled:
-            # A disabled bank's every request is answered RC 05, network management included.
-            return self.refuse(request, RC.DO_NOT_HONOUR, detail="bank disabled")
         code = request["70"]
         if code == "001":
             state.signed_on, state.signed_off = True, False
@@ -179,7 +184,7 @@ class Router:
         if result.rc == RC.APPROVED:
             fields["4"] = f"{result.amount.total:012d}"
         if result.rc in (RC.APPROVED, RC.ALREADY_PAID) and result.bill is not None:
-            fields["62"] = profile(result)
+            add_profile(fields, result)
         return Outcome(fields=fields, rc=result.rc, bill_id=request["61"], ntpd=result.ntpd,
                        message_key=key.key, detail="repeat" if result.repeated else None)
 
@@ -188,7 +193,7 @@ class Router:
         fields["4"] = request["4"]
         if result.rc == RC.APPROVED:
             fields["47"] = result.ntpd
-            fields["62"] = profile(result)
+            add_profile(fields, result)
         elif result.rc == RC.ALREADY_PAID and result.ntpd:
             fields["47"] = result.ntpd  # the same bank may recover a payment it lost track of
         return Outcome(fields=fields, rc=result.rc, bill_id=request["61"], ntpd=result.ntpd,
@@ -281,6 +286,16 @@ def split_bill_id(tax: str, value: str) -> tuple | None:
     """Field 61: PBB NOP+year (22 digits); BPHTB registration (14), optionally + NOP + year (36)."""
     match = (_PBB_61 if tax == "pbb" else _BPHTB_61).match(value.strip())
     return match.groups() if match else None
+
+
+def add_profile(fields: dict[str, str], result: InquiryResult | PaymentResult) -> None:
+    """Field 62, when the bill can be shown in it. The answer's RC never depends on it: a payment has
+    committed by now, and telling the bank otherwise would be worse than a missing profile."""
+    try:
+        fields["62"] = profile(result)
+    except ValueError as exc:
+        log.error("bill profile cannot be rendered; answer sent without field 62", ntpd=result.ntpd,
+                  bill=result.bill.bill_key if result.bill else None, error=str(exc))
 
 
 def profile(result: InquiryResult | PaymentResult) -> str:

@@ -16,9 +16,15 @@ _BILL = (
 )
 
 
-async def find(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int]) -> asyncpg.Record | None:
-    """The bill with its active payment (if any) and its NOP's unpaid years within ``years``."""
-    return await conn.fetchrow(_BILL, tax, bill_key, *years)
+_FOR_INQUIRY = _BILL.replace(
+    "SELECT b.*,", "SELECT b.*, (SELECT state FROM business_dates WHERE business_date = $5) AS date_state,")
+
+
+async def find(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int],
+               business_date: date) -> asyncpg.Record | None:
+    """The bill with its active payment (if any), its NOP's unpaid years within ``years`` and the state of
+    ``business_date`` (None while the date has no row)."""
+    return await conn.fetchrow(_FOR_INQUIRY, tax, bill_key, *years, business_date)
 
 
 # One statement for everything a payment must hold or know before it posts, to spare round trips: the

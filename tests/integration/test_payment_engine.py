@@ -283,6 +283,7 @@ async def test_closed_and_closing_dates(engine, db, clock):
     await add_pbb(db, year=2025, due=date(2025, 8, 31), principal=100_000)
     during = await engine.pay_pbb(pay(amount=115_000, year=2025, stan="000002"))
     assert during.rc == "90"
+    assert (await engine.inquire_pbb(PbbInquiry("110", NOP, 2025))).rc == "90"
     rev = Reversal("110", 154_500, iso_key("000003", "r", cls="04"), ntpd=paid.ntpd)
     assert (await engine.reverse(rev)).rc == "90"
     # 90 is not stored: once the date is closed the same reversal gets 57

@@ -21,16 +21,18 @@ CREATE TABLE bills (
     object_address    text    NOT NULL DEFAULT '',
     kelurahan         text    NOT NULL DEFAULT '',
     kecamatan         text    NOT NULL DEFAULT '',
-    land_area         bigint  NOT NULL DEFAULT 0 CHECK (land_area >= 0),
-    building_area     bigint  NOT NULL DEFAULT 0 CHECK (building_area >= 0),
-    principal         bigint  NOT NULL CHECK (principal >= 0),
+    land_area         bigint  NOT NULL DEFAULT 0 CHECK (land_area BETWEEN 0 AND 999999999999),
+    building_area     bigint  NOT NULL DEFAULT 0 CHECK (building_area BETWEEN 0 AND 999999999999),
+    -- Amounts fit the 12-digit ISO 8583 slots (field 4, field 62): a bill the channel cannot show is refused
+    -- at import, not discovered after a payment has committed.
+    principal         bigint  NOT NULL CHECK (principal BETWEEN 0 AND 999999999999),
     -- PBB: always 0 (the gateway computes the penalty); BPHTB: as imported (SKPDKB/STPD).
-    penalty           bigint  NOT NULL DEFAULT 0 CHECK (penalty >= 0),
+    penalty           bigint  NOT NULL DEFAULT 0 CHECK (penalty BETWEEN 0 AND 999999999999),
     due_date          date,
     valid_until       date,
     nik               char(16) CHECK (nik ~ '^[0-9]{16}$'),
     acquisition_type  smallint CHECK (acquisition_type BETWEEN 0 AND 99),
-    acquisition_value bigint  CHECK (acquisition_value >= 0),
+    acquisition_value bigint  CHECK (acquisition_value BETWEEN 0 AND 999999999999999),
     ppat_name         text,
     status            text    NOT NULL CHECK (status IN ('unpaid', 'paid', 'cancelled')),
     imported_at       timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,346 @@
+"""The teller receipt: a one-page A6 PDF of a signed proof (http-api.md `GET /v1/payments/{ntpd}/receipt.pdf`).
+
+Everything about the payment is read from the signed proof document itself, so the receipt can
+never disagree with what the signature covers; the caller adds only what the proof does not hold
+(region and bank names, the verification URL). Output is byte-for-byte deterministic for the same
+input (reportlab `invariant`), so a reprint is the same file.
+
+The QR code is made by `segno` and drawn as vector squares: segno is a small, pure-Python,
+standards-conformant encoder with no dependencies of its own, and drawing its module matrix
+ourselves keeps the code sharp at any print resolution and its quiet zone under our control.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import segno
+from reportlab.lib.pagesizes import A6
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+from gateway.domain.nop import display_nop
+from gateway.domain.proof import format_code
+
+STATUSES = ("paid", "reversed")
+MAX_VERIFY_URL_LENGTH = 1000  # a QR code stays scannable from paper well below this
+
+_MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
+           "Oktober", "November", "Desember")
+_ZONES = {7 * 3600: "WIB", 8 * 3600: "WITA", 9 * 3600: "WIT"}
+_CHANNEL_NAMES = {
+    "teller": "Teller", "atm": "ATM", "edc": "EDC", "phone": "Phone banking",
+    "internet": "Internet banking", "kiosk": "Kios", "autodebit": "Autodebet", "mobile": "Mobile banking",
+}
+_TAX_TITLES = {"PBB": "PBB-P2", "BPHTB": "BPHTB"}
+
+_PAGE_W, _PAGE_H = A6
+_MARGIN = 16.0
+_LABEL_W = 76.0
+_ROW_H = 10.0
+_FONT, _BOLD, _MONO = "Helvetica", "Helvetica-Bold", "Courier-Bold"
+_QR_MIN, _QR_MAX = 72.0, 108.0  # about 25..38 mm: large enough for any phone, small enough to fit
+_QR_GAP = 12.0  # the 4-module quiet zone on its right side (a module is at most about 3 pt)
+_FOOTER_TOP = _MARGIN + 20
+
+
+def receipt_pdf(
+    *,
+    proof: Mapping[str, Any],
+    validation_code: str,
+    verify_url: str,
+    region_name: str,
+    bank_name: str = "",
+    agency_name: str = "BADAN PENDAPATAN DAERAH",
+    status: str = "paid",
+) -> bytes:
+    """The receipt of the payment `proof` (the signed document) as PDF bytes.
+
+    `validation_code` may be plain or dashed; `verify_url` is the public check the QR code opens
+    (`{public_url}/v1/proofs/{ntpd}?code=...`); `region_name` is the configured `[region] name`
+    (`KOTA BEKASI`); `status` `reversed` prints the receipt marked as cancelled and not valid.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if not isinstance(verify_url, str) or not verify_url or len(verify_url) > MAX_VERIFY_URL_LENGTH:
+        raise ValueError(f"verify_url must be text of 1..{MAX_VERIFY_URL_LENGTH} characters")
+    fields = _receipt_fields(proof)
+    code = format_code(validation_code)
+
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=A6, invariant=1, pageCompression=1)
+    c.setTitle(f"Bukti Pembayaran {_TAX_TITLES[fields['tax']]} {fields['ntpd']}")
+    c.setAuthor(_text(_government(region_name)))
+    c.setSubject("Tanda bukti pembayaran pajak daerah")
+    c.setCreator("gateway")
+
+    y = _PAGE_H - _MARGIN - 8
+    for line in (_government(region_name), agency_name.strip().upper()):
+        c.setFont(_BOLD, 9)
+        c.drawCentredString(_PAGE_W / 2, y, _fit(line, _BOLD, 9, _PAGE_W - 2 * _MARGIN))
+        y -= 11
+    y -= 2
+    c.setLineWidth(0.8)
+    c.line(_MARGIN, y, _PAGE_W - _MARGIN, y)
+    y -= 16
+    c.setFont(_BOLD, 11)
+    c.drawCentredString(_PAGE_W / 2, y, f"BUKTI PEMBAYARAN {_TAX_TITLES[fields['tax']]}")
+    y -= 14
+
+    for row in _rows(fields, bank_name):
+        if row is None:
+            y -= 3
+            c.setLineWidth(0.3)
+            c.line(_MARGIN, y + 6, _PAGE_W - _MARGIN, y + 6)
+            y -= 2
+            continue
+        label, value, bold = row
+        y = _draw_row(c, y, label, value, bold)
+
+    y -= 4
+    c.setFont(_FONT, 7.5)
+    c.drawString(_MARGIN, y, "KODE VALIDASI")
+    c.setFont(_MONO, 13)
+    c.drawString(_MARGIN + _LABEL_W, y - 1, code)
+    y -= 12
+
+    _draw_qr_block(c, y, verify_url)
+
+    c.setLineWidth(0.3)
+    c.line(_MARGIN, _FOOTER_TOP, _PAGE_W - _MARGIN, _FOOTER_TOP)
+    if status == "paid":
+        footer = ("Struk ini adalah tanda bukti pembayaran yang sah.", "Simpan struk ini sebagai bukti pembayaran pajak.")
+    else:
+        footer = ("PEMBAYARAN INI TELAH DIBATALKAN.", "Struk ini bukan tanda bukti pembayaran yang sah.")
+        _draw_cancelled_stamp(c)
+    c.setFont(_BOLD if status == "reversed" else _FONT, 7)
+    c.drawCentredString(_PAGE_W / 2, _MARGIN + 11, footer[0])
+    c.setFont(_FONT, 6.5)
+    c.drawCentredString(_PAGE_W / 2, _MARGIN + 3, footer[1])
+
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def rupiah(amount: int) -> str:
+    """`Rp154.500`: whole rupiah with dots between thousands (domain.md "Money")."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValueError(f"amount must be whole rupiah (int), got {amount!r}")
+    sign = "-" if amount < 0 else ""
+    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
+
+
+def tanggal(day: datetime.date) -> str:
+    """`23 November 2026`: a date as Indonesian receipts spell it."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+# -- the proof's fields ---------------------------------------------------------------------------
+
+def _receipt_fields(proof: Mapping[str, Any]) -> dict[str, Any]:
+    """The proof's values, checked and parsed; ValueError names what is missing or malformed."""
+    if not isinstance(proof, Mapping):
+        raise ValueError("proof must be the proof document (a mapping)")
+
+    def get(name: str, kind: type) -> Any:
+        value = proof.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"proof.{name} is missing or not {kind.__name__}")
+        return value
+
+    tax = get("tax", str)
+    if tax not in _TAX_TITLES:
+        raise ValueError(f"proof.tax must be PBB or BPHTB, got {tax!r}")
+    fields: dict[str, Any] = {
+        "tax": tax,
+        "ntpd": get("ntpd", str),
+        "bill": get("bill", str),
+        "tax_year": get("tax_year", int),
+        "taxpayer": get("taxpayer", str),
+        "principal": get("principal", int),
+        "penalty": get("penalty", int),
+        "total": get("total", int),
+        "bank": get("bank", str),
+        "channel": get("channel", str),
+        "ntb": get("ntb", str),
+    }
+    fields["nop"] = get("nop", str) if tax == "BPHTB" else fields["bill"]
+    try:
+        fields["business_date"] = datetime.date.fromisoformat(get("business_date", str))
+        fields["paid_at"] = datetime.datetime.fromisoformat(get("paid_at", str))
+    except ValueError as exc:
+        raise ValueError(f"proof dates are malformed: {exc}") from None
+    if fields["paid_at"].utcoffset() is None:
+        raise ValueError("proof.paid_at has no UTC offset")
+    return fields
+
+
+def _rows(f: Mapping[str, Any], bank_name: str) -> list[tuple[str, str, bool] | None]:
+    try:
+        nop = display_nop(f["nop"])
+    except ValueError:
+        nop = f["nop"]  # an older or foreign proof: print it as it is rather than refuse the reprint
+    bill_rows = [("NOP", nop, True), ("Tahun Pajak", str(f["tax_year"]), False)]
+    if f["tax"] == "BPHTB":
+        bill_rows.insert(0, ("No. Registrasi", f["bill"], True))
+    bank = f"{f['bank']} {bank_name.strip()}".strip()
+    return [
+        *bill_rows,
+        ("Nama Wajib Pajak", f["taxpayer"], False),
+        None,
+        ("Pokok Pajak", rupiah(f["principal"]), False),
+        ("Denda", rupiah(f["penalty"]), False),
+        ("Jumlah Dibayar", rupiah(f["total"]), True),
+        None,
+        ("Tanggal Buku", tanggal(f["business_date"]), False),
+        ("Waktu Bayar", _waktu(f["paid_at"]), False),
+        ("Bank", bank, False),
+        ("Saluran", _CHANNEL_NAMES.get(f["channel"], f["channel"]), False),
+        ("NTB", f["ntb"], False),
+        ("NTPD", f["ntpd"], True),
+    ]
+
+
+def _government(region_name: str) -> str:
+    name = " ".join(str(region_name).split()).upper()
+    if not name:
+        raise ValueError("region_name is empty")
+    return name if name.startswith("PEMERINTAH") else f"PEMERINTAH {name}"
+
+
+def _waktu(moment: datetime.datetime) -> str:
+    offset = int(moment.utcoffset().total_seconds())
+    zone = _ZONES.get(offset) or moment.strftime("UTC%z")
+    return f"{tanggal(moment.date())} {moment:%H:%M:%S} {zone}"
+
+
+# -- drawing --------------------------------------------------------------------------------------
+
+def _draw_row(c: Canvas, y: float, label: str, value: str, bold: bool) -> float:
+    c.setFont(_FONT, 7.5)
+    c.drawString(_MARGIN, y, label)
+    font, size = (_BOLD, 8.5) if bold else (_FONT, 8.5)
+    c.setFont(font, size)
+    lines = _wrap(_text(value), font, size, _PAGE_W - 2 * _MARGIN - _LABEL_W, max_lines=2)
+    for line in lines:
+        c.drawString(_MARGIN + _LABEL_W, y, line)
+        y -= _ROW_H
+    return y
+
+
+def _draw_qr_block(c: Canvas, top: float, url: str) -> None:
+    qr = segno.make_qr(url, error="m")  # M: survives a crease or smudge; boost_error raises it for free
+    rows = list(qr.matrix_iter(scale=1, border=0))
+    # As large as the room above the footer allows (keeping a quiet zone below it too).
+    size = max(_QR_MIN, min(_QR_MAX, top - _FOOTER_TOP - _QR_GAP))
+    module = size / len(rows)
+    x0, y0 = _MARGIN, top - size
+    path = c.beginPath()
+    for r, row in enumerate(rows):
+        col = 0
+        while col < len(row):
+            if not row[col]:
+                col += 1
+                continue
+            start = col
+            while col < len(row) and row[col]:
+                col += 1
+            # One rectangle per run of dark modules: fewer seams when rasterised, smaller file.
+            path.rect(x0 + start * module, y0 + (len(rows) - 1 - r) * module, (col - start) * module, module)
+    c.setFillGray(0)
+    c.drawPath(path, stroke=0, fill=1)
+
+    x = _MARGIN + size + _QR_GAP
+    width = _PAGE_W - _MARGIN - x
+    y = top - 7
+    c.setFont(_FONT, 7)
+    for line in _wrap("Periksa keaslian bukti ini: pindai kode QR atau buka alamat berikut.", _FONT, 7, width, 4):
+        c.drawString(x, y, line)
+        y -= 8.5
+    y -= 2
+    c.setFont(_FONT, 6)
+    for line in _wrap_chars(url, _FONT, 6, width, max_lines=7):
+        c.drawString(x, y, line)
+        y -= 7
+
+
+def _draw_cancelled_stamp(c: Canvas) -> None:
+    c.saveState()
+    c.setFillColorRGB(0.8, 0, 0, alpha=0.35)
+    c.translate(_PAGE_W / 2, _PAGE_H / 2)
+    c.rotate(35)
+    c.setFont(_BOLD, 34)
+    c.drawCentredString(0, 0, "DIBATALKAN")
+    c.restoreState()
+
+
+def _text(value: str) -> str:
+    """`value` in what the standard PDF fonts can show (WinAnsi): accents outside it are dropped
+    (NGUYỄN -> NGUYEN), anything else becomes `?` instead of an empty box."""
+    out = []
+    for ch in value:
+        if _encodable(ch):
+            out.append(ch)
+            continue
+        base = "".join(b for b in unicodedata.normalize("NFKD", ch) if _encodable(b) and not unicodedata.combining(b))
+        out.append(base or "?")
+    return "".join(out)
+
+
+def _encodable(ch: str) -> bool:
+    if not ch.isprintable():
+        return False
+    try:
+        ch.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fit(text: str, font: str, size: float, width: float) -> str:
+    text = _text(text)
+    if stringWidth(text, font, size) <= width:
+        return text
+    while text and stringWidth(text + "...", font, size) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _wrap(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:
+    """Word-wrap to `width`, breaking words longer than a line, at most `max_lines` (last one cut)."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if stringWidth(candidate, font, size) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        pieces = _wrap_chars(word, font, size, width, max_lines=max_lines + 1)
+        lines.extend(pieces[:-1])
+        current = pieces[-1]
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [_fit(" ".join(lines[max_lines - 1 :]), font, size, width)]
+    return lines or [""]
+
+
+def _wrap_chars(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:
+    """Break anywhere (URLs have no spaces); the last allowed line is cut with `...`."""
+    lines: list[str] = []
+    current = ""
+    for ch in text:
+        if current and stringWidth(current + ch, font, size) > width:
+            lines.append(current)
+            current = ""
+        current += ch
+    lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [_fit("".join(lines[max_lines - 1 :]), font, size, width)]
+    return lines
