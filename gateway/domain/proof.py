@@ -6,7 +6,6 @@ validation code printed on receipts — plus the masks of the public proof check
 """
 
 import base64
-import binascii
 import datetime
 import hashlib
 import json
@@ -161,7 +160,7 @@ def b64url_decode(text: str) -> bytes:
         raise ValueError("base64url text has an impossible length")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise ValueError(f"bad base64url: {exc}") from None
     if b64url(data) != text:
         raise ValueError("base64url text is not canonical (non-zero trailing bits)")

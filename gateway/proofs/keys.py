@@ -220,7 +220,8 @@ class KeyStore:
         try:
             published = self._read_public_raw(kid)
         except FileNotFoundError:
-            raise KeyStoreError(f"{self.key_dir / (kid + '.pub')} is missing; proofs signed now could not be checked") from None
+            pub = self.key_dir / f"{kid}.pub"
+            raise KeyStoreError(f"{pub} is missing; proofs signed now could not be checked") from None
         if published != raw_public:
             raise KeyStoreError(f"{path} does not match the published {kid}.pub")
         return key
@@ -228,9 +229,9 @@ class KeyStore:
     def _read_public_raw(self, kid: str) -> bytes:
         path = self.key_dir / f"{kid}.pub"
         try:
-            text = path.read_text(encoding="ascii").strip()  # FileNotFoundError passes through
+            text = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
-            raise
+            raise  # the callers decide: "no such key" or "store is broken"
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyStoreError(f"cannot read {path}: {exc}") from None
         try:

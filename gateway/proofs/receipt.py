@@ -112,7 +112,10 @@ def receipt_pdf(
     c.setLineWidth(0.3)
     c.line(_MARGIN, _FOOTER_TOP, _PAGE_W - _MARGIN, _FOOTER_TOP)
     if status == "paid":
-        footer = ("Struk ini adalah tanda bukti pembayaran yang sah.", "Simpan struk ini sebagai bukti pembayaran pajak.")
+        footer = (
+            "Struk ini adalah tanda bukti pembayaran yang sah.",
+            "Simpan struk ini sebagai bukti pembayaran pajak.",
+        )
     else:
         footer = ("PEMBAYARAN INI TELAH DIBATALKAN.", "Struk ini bukan tanda bukti pembayaran yang sah.")
         _draw_cancelled_stamp(c)
@@ -271,7 +274,9 @@ def _draw_qr_block(c: Canvas, top: float, url: str) -> None:
 def _draw_cancelled_stamp(c: Canvas) -> None:
     c.saveState()
     c.setFillColorRGB(0.8, 0, 0, alpha=0.35)
-    c.translate(_PAGE_W / 2, _PAGE_H / 2)
+    # Across the amounts, clear of the QR code: a reversed receipt's code should still scan (the
+    # public check then says `reversed`).
+    c.translate(_PAGE_W / 2, _PAGE_H * 0.62)
     c.rotate(35)
     c.setFont(_BOLD, 34)
     c.drawCentredString(0, 0, "DIBATALKAN")
@@ -286,7 +291,8 @@ def _text(value: str) -> str:
         if _encodable(ch):
             out.append(ch)
             continue
-        base = "".join(b for b in unicodedata.normalize("NFKD", ch) if _encodable(b) and not unicodedata.combining(b))
+        parts = unicodedata.normalize("NFKD", ch)
+        base = "".join(b for b in parts if _encodable(b) and not unicodedata.combining(b))
         out.append(base or "?")
     return "".join(out)
 

@@ -31,7 +31,9 @@ def sign(document: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str) 
     # A copy: the signed proof must not change if the caller goes on editing its dict.
     doc = dict(document)
     signature = private_key.sign(canonical_bytes(doc))
-    return SignedProof(document=doc, signature=b64url(signature), kid=kid, validation_code=validation_code(signature))
+    return SignedProof(
+        document=doc, signature=b64url(signature), kid=kid, validation_code=validation_code(signature)
+    )
 
 
 def verify(document: Mapping[str, Any], signature_b64url: str, public_key: Ed25519PublicKey) -> bool:
