@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import date
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +31,7 @@ from gateway.config import build_config  # noqa: E402
 from gateway.payment.context import ServiceContext  # noqa: E402
 from gateway.payment.engine import Engine  # noqa: E402
 from gateway.payment.requests import IsoOrigin, MessageKey, PbbInquiry, PbbPayment  # noqa: E402
+from gateway.store.db import create_pool  # noqa: E402
 from gateway.store.migrate import migrate  # noqa: E402
 
 
@@ -75,7 +77,7 @@ async def main() -> None:
         nops = await seed(conn, args.bills, year)
         await conn.close()
         config = build_config({"banks": [{"code": "110"}]}, env={})
-        pool = await asyncpg.create_pool(url, min_size=args.concurrency, max_size=args.concurrency)
+        pool = await create_pool(replace(config.database, pool_min=args.concurrency, pool_max=args.concurrency), url)
         engine = Engine(ServiceContext(pool=pool, clock=Clock(), config=config))
         queue = list(reversed(nops))
         latencies: list[float] = []
@@ -113,4 +115,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from gateway.cli import run_fast
+
+    run_fast(main())
