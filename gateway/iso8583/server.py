@@ -42,19 +42,20 @@ class BankDirectory:
         self.banks = {b.code: b for b in banks}
 
     def for_connection(self, listener: str, address: str, cert_fingerprint: str | None) -> BankConfig | None:
+        """The one bank this connection can be: its address in the bank's ``allow`` list and, where the bank
+        has a client certificate configured, that certificate presented (spec/iso8583.md)."""
         if listener != SHARED:
             bank = self.banks.get(listener)
-            if bank is None or bank.iso_listen == "" or not _address_in(address, bank.allow):
-                return None
-            return bank
-        shared = [b for b in self.banks.values() if not b.iso_listen]
-        if cert_fingerprint:
-            by_cert = [b for b in shared if b.client_cert_fingerprint
-                       and b.client_cert_fingerprint.replace(":", "").lower() == cert_fingerprint]
-            if len(by_cert) == 1:
-                return by_cert[0] if _address_in(address, by_cert[0].allow) else None
-        matches = [b for b in shared if _address_in(address, b.allow)]
+            candidates = [bank] if bank is not None and bank.iso_listen else []
+        else:
+            candidates = [b for b in self.banks.values() if not b.iso_listen]
+        matches = [b for b in candidates if _address_in(address, b.allow) and _certificate_ok(b, cert_fingerprint)]
         return matches[0] if len(matches) == 1 else None
+
+
+def _certificate_ok(bank: BankConfig, cert_fingerprint: str | None) -> bool:
+    expected = bank.client_cert_fingerprint.replace(":", "").lower()
+    return not expected or expected == cert_fingerprint
 
 
 class IsoServer:
@@ -112,10 +113,14 @@ class IsoServer:
             return
         connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings)
         self.connections.add(connection)
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.tasks.discard(task)
 
     def _security(self, owner: str, peer: tuple, detail: str) -> None:
         log.warning("security: " + detail, listener=owner or "shared", peer=f"{peer[0]}:{peer[1]}")
@@ -149,6 +154,8 @@ class IsoServer:
             await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=timeout_s + 1)
         for connection in list(self.connections):
             connection.writer.close()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=3)
         for server in self.servers.values():
             try:
                 await asyncio.wait_for(server.wait_closed(), timeout=2)
