@@ -73,7 +73,7 @@ def main() -> None:
     env = {**os.environ, "GATEWAY_DATABASE_URL": url}
     port = free_port()
     config = work / "gw.toml"
-    config.write_text(f'[state]\ndir = "{work}"\n[iso8583]\nlisten = "127.0.0.1:{port}"\n'
+    config.write_text(f'[state]\ndir = "{work}"\n[proof]\nkey_dir = "{work}/keys"\n[iso8583]\nlisten = "127.0.0.1:{port}"\n'
                       f'[database]\npool_max = 40\n[[banks]]\ncode = "110"\nallow = ["127.0.0.1/32"]\n')
     server = None
     try:

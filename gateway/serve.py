@@ -11,6 +11,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.iso8583.messages import Router
 from gateway.iso8583.server import IsoServer
 from gateway.payment.context import ServiceContext
+from gateway.proofs.keys import KeyStore
 from gateway.payment.engine import Engine
 from gateway.store.db import create_pool, database_url
 from gateway.store.message_log import MessageLog
@@ -32,7 +33,10 @@ async def serve(config: Config, config_path: str | None) -> int:
                 await migrate(conn)
             message_log = MessageLog(pool)
             message_log.start()
-            ctx = ServiceContext(pool=pool, clock=Clock(config.clock_offset_seconds), config=config)
+            keys = KeyStore(config.proof.key_dir)
+            kid = keys.init()  # a first key on a new installation; an existing store is left alone
+            log.info("proof signing key", kid=kid)
+            ctx = ServiceContext(pool=pool, clock=Clock(config.clock_offset_seconds), config=config, keys=keys)
             if config.clock_offset_seconds:
                 log.warning("testing clock offset in force", offset_seconds=config.clock_offset_seconds)
             iso = IsoServer(config, Router(Engine(ctx)), message_log)

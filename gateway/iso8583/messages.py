@@ -194,6 +194,8 @@ class Router:
         if result.rc == RC.APPROVED:
             fields["47"] = result.ntpd
             add_profile(fields, result)
+            if result.validation_code:
+                fields["63"] = result.validation_code
         elif result.rc == RC.ALREADY_PAID and result.ntpd:
             fields["47"] = result.ntpd  # the same bank may recover a payment it lost track of
         return Outcome(fields=fields, rc=result.rc, bill_id=request["61"], ntpd=result.ntpd,

@@ -11,6 +11,7 @@ from gateway.config import BankConfig, Config
 from gateway.domain.business_day import business_date, local_now
 from gateway.domain.codes import RC
 from gateway.domain.penalty import PenaltyPolicy
+from gateway.proofs.keys import KeyStore
 
 
 @dataclass
@@ -19,6 +20,8 @@ class ServiceContext:
     clock: Clock
     config: Config
     banks: dict[str, BankConfig] = field(default_factory=dict)
+    # Signs payment proofs; without one (tests of the money rules alone), payments carry no proof.
+    keys: KeyStore | None = None
 
     def __post_init__(self) -> None:
         if not self.banks:

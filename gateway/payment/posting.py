@@ -16,7 +16,9 @@ from gateway.domain.errors import FormatError
 from gateway.domain.money import parse_amount
 from gateway.domain.nop import in_region, parse_nop, parse_tax_year
 from gateway.domain.ntpd import make_ntpd
+from gateway.domain.proof import proof_document
 from gateway.domain.sspd import parse_registration
+from gateway.proofs.signing import SignedProof, sign
 from gateway.inquiry.due import amount_due, bill_view, not_payable, nothing_due
 from gateway.inquiry.service import bphtb_matches, tax_year_window
 from gateway.payment.context import ServiceContext
@@ -92,24 +94,42 @@ class PaymentService:
             if charge is None:
                 return PaymentResult(rc=RC.INVALID_AMOUNT, business_date=business_date, bill=view)
             ntpd = make_ntpd(business_date, tax, row["serial"])
+            signed = self._sign(ntpd, row, charge, business_date, now, req.bank, channel, ntb)
             await money.insert_payment(conn, money.NewPayment(
                 ntpd=ntpd, bill_id=row["id"], tax=tax, bank=req.bank, channel=channel.value, via=req.via,
                 ntb=ntb, terminal_id=req.terminal_id or (origin.terminal_id if origin else ""),
                 rrn=origin.rrn if origin else None, stan=origin.stan if origin else None,
                 transmitted=origin.transmitted if origin else None, principal=charge.principal,
                 penalty=charge.penalty, months_late=charge.months_late, quote_id=quote_id,
-                business_date=business_date, paid_at=now,
+                business_date=business_date, paid_at=now, proof=signed,
             ))
             others = other_unpaid_years(business_date.year, row["tax_year"], row["unpaid_years"] or ())
             return PaymentResult(
                 rc=RC.APPROVED, business_date=business_date, ntpd=ntpd,
                 bill=bill_view(row, self.ctx.region_name, status="paid"), amount=charge, paid_at=now,
                 bank=req.bank, channel=channel.value, ntb=ntb, other_unpaid_years=others,
-                quote_used=quote_id is not None,
+                quote_used=quote_id is not None, proof=signed.document if signed else None,
+                signature=signed.signature if signed else None, kid=signed.kid if signed else None,
+                validation_code=signed.validation_code if signed else None,
             )
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation=f"{tax.lower()}-payment",
                               result_type=PaymentResult, work=work)
+
+    def _sign(self, ntpd: str, row, charge: Amount, business_date, now, bank: str, channel: Channel,
+              ntb: str) -> SignedProof | None:
+        """The payment's proof, signed with the current key (spec/domain.md "Payment proof")."""
+        if self.ctx.keys is None:
+            return None
+        kid, private_key = self.ctx.keys.current()
+        bphtb = row["tax"] == Tax.BPHTB
+        document = proof_document(
+            ntpd=ntpd, tax=row["tax"], bill=row["bill_key"] if bphtb else row["nop"], tax_year=row["tax_year"],
+            taxpayer=row["taxpayer_name"], principal=charge.principal, penalty=charge.penalty, total=charge.total,
+            business_date=business_date, paid_at=now.astimezone(self.ctx.config.region.tz), bank=bank,
+            channel=channel.value, ntb=ntb, region=self.ctx.region_code, kid=kid,
+            nop=row["nop"] if bphtb else None)
+        return sign(document, private_key, kid)
 
     async def _unknown_bill(self, conn: asyncpg.Connection, bank: str, business_date, stan: str | None,
                             transmitted: str | None) -> PaymentResult:

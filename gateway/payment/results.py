@@ -92,6 +92,11 @@ class PaymentResult:
     ntb: str | None = None
     other_unpaid_years: tuple[int, ...] = ()
     quote_used: bool = False
+    # The signed proof (spec/domain.md "Payment proof"), on RC 00.
+    proof: dict[str, Any] | None = None
+    signature: str | None = None
+    kid: str | None = None
+    validation_code: str | None = None
     repeated: bool = False
 
 

@@ -5,10 +5,15 @@ cannot be half-written.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from gateway.proofs.signing import SignedProof
 
 
 async def record_quote(conn: asyncpg.Connection, bill_id: int, bank: str, principal: int, penalty: int,
@@ -50,6 +55,7 @@ class NewPayment:
     quote_id: int | None
     business_date: date
     paid_at: datetime
+    proof: "SignedProof | None" = None
 
 
 async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
@@ -69,11 +75,16 @@ async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
             INSERT INTO ledger_entries (business_date, bank_code, tax, account, amount, payment_id)
             SELECT $16, $4, $3, v.account, v.amount, pay.id
             FROM pay, (VALUES ('bank', $12::bigint + $13::bigint), ('principal', -$12::bigint),
-                              ('penalty', -$13::bigint)) AS v (account, amount))
+                              ('penalty', -$13::bigint)) AS v (account, amount)),
+        prf AS (
+            INSERT INTO proofs (payment_id, ntpd, kid, document, signature, validation_code)
+            SELECT pay.id, $1, $18, $19::jsonb, $20, $21 FROM pay WHERE $18::text IS NOT NULL)
         SELECT id FROM pay
         """,
         p.ntpd, p.bill_id, p.tax, p.bank, p.channel, p.via, p.ntb, p.terminal_id or None, p.rrn, p.stan,
         p.transmitted, p.principal, p.penalty, p.months_late, p.quote_id, p.business_date, p.paid_at,
+        p.proof.kid if p.proof else None, json.dumps(p.proof.document) if p.proof else None,
+        p.proof.signature if p.proof else None, p.proof.validation_code if p.proof else None,
     )
 
 

@@ -85,6 +85,8 @@ def make_gateway(db_url, tmp_path):
         text = f"""
 [state]
 dir = "{tmp_path / 'state'}"
+[proof]
+key_dir = "{tmp_path / 'keys'}"
 [iso8583]
 listen = "127.0.0.1:{port}"
 {extra}

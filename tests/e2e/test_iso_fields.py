@@ -121,8 +121,6 @@ async def test_every_answer_echoes_its_e_fields(gateway, db):
     assert await db.fetchval("SELECT forwarding FROM tombstones") == "777"
 
 
-@pytest.mark.xfail(strict=True, reason="no validation code (field 63) in a payment 0210: the engine's "
-                   "PaymentResult carries no proof/signature to derive it from (no proof module yet)")
 async def test_payment_answer_carries_the_validation_code(gateway, db):
     await add_pbb(db, due=FAR_DUE)
     async with gateway.client() as bank:
@@ -130,6 +128,9 @@ async def test_payment_answer_carries_the_validation_code(gateway, db):
         assert ans["39"] == "00"
         code = ans.get("63", "")
         assert len(code) == 16 and set(code) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    # the code is the one of the proof signed in the payment's transaction
+    row = await db.fetchrow("SELECT validation_code, document->>'ntpd' AS ntpd FROM proofs")
+    assert (row["validation_code"], row["ntpd"]) == (code, ans["47"])
 
 
 # -- field 62, 4, 47 -------------------------------------------------------------------------------

@@ -374,3 +374,37 @@ async def test_racing_payments_of_one_bank_learn_the_winners_ntpd(engine, db):
     winner = next(r for r in results if r.rc == "00")
     assert sorted(r.rc for r in results) == ["00"] + ["88"] * 9
     assert {r.ntpd for r in results} == {winner.ntpd}
+
+
+async def test_approved_payment_carries_a_signed_proof(pool, clock, config, db, tmp_path):
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from gateway.payment.context import ServiceContext
+    from gateway.payment.engine import Engine
+    from gateway.proofs.keys import KeyStore
+
+    keys = KeyStore(tmp_path / "keys")
+    kid = keys.init()
+    eng = Engine(ServiceContext(pool=pool, clock=clock, config=config, keys=keys))
+    await add_pbb(db)
+    paid = await eng.pay_pbb(pay())
+    assert paid.rc == "00" and paid.kid == kid
+    assert paid.proof == {
+        "v": 1, "ntpd": paid.ntpd, "tax": "PBB", "bill": NOP, "tax_year": 2026, "taxpayer": "SITI AMINAH",
+        "principal": 150_000, "penalty": 4_500, "total": 154_500, "business_date": "2026-11-23",
+        "paid_at": "2026-11-23T09:15:00+07:00", "bank": "110", "channel": "atm", "ntb": "NTB1", "region": "3275",
+        "kid": kid}
+    row = await db.fetchrow("SELECT document, signature, validation_code FROM proofs")
+    assert json.loads(row["document"]) == paid.proof and row["signature"] == paid.signature
+    # verified with the published raw public key and nothing of the gateway's code
+    public = next(k for k in keys.public_keys() if k["kid"] == kid)["public_key"]
+    key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(public + "=" * (-len(public) % 4)))
+    canonical = json.dumps(paid.proof, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    key.verify(base64.urlsafe_b64decode(paid.signature + "=" * (-len(paid.signature) % 4)), canonical)
+    # a repeat returns the same proof; no second proof row
+    again = await eng.pay_pbb(pay())
+    assert again.repeated and again.signature == paid.signature and again.validation_code == paid.validation_code
+    assert await db.fetchval("SELECT count(*) FROM proofs") == 1
