@@ -71,9 +71,10 @@ class IsoServer:
         self.ssl = self._ssl_context()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        s = self.settings
-        if not s.tls_cert:
-            return None
+        return self.tls_context(self.settings) if self.settings.tls_cert else None
+
+    @staticmethod
+    def tls_context(s: Iso8583Config) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(s.tls_cert, s.tls_key or None)
         if s.tls_client_ca:

@@ -15,6 +15,9 @@ import asyncpg
 import pytest
 
 from gateway.banksim.client import IsoClient
+from gateway.banksim.http_client import HttpBankClient
+
+from .openapi_check import assert_conforms
 
 
 def free_port() -> int:
@@ -28,6 +31,7 @@ DEFAULT_BANKS = """
 code = "110"
 name = "BANK PEMBANGUNAN DAERAH"
 allow = ["127.0.0.1/32"]
+api_secret = "secret-110"
 """
 
 
@@ -39,6 +43,11 @@ class Gateway:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     bank_ports: dict[str, int] = field(default_factory=dict)
+    http_port: int = 0
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, env: dict[str, str] | None = None) -> None:
         log = open(self.log_path, "ab")
@@ -81,8 +90,12 @@ def make_gateway(db_url, tmp_path):
 
     def make(banks: str = DEFAULT_BANKS, extra: str = "", start: bool = True, env=None, **ports) -> Gateway:
         port = free_port()
+        http_port = free_port()
         config = tmp_path / f"gw{len(started)}.toml"
         text = f"""
+[http]
+listen = "127.0.0.1:{http_port}"
+public_url = "http://127.0.0.1:{http_port}"
 [state]
 dir = "{tmp_path / 'state'}"
 [proof]
@@ -94,7 +107,7 @@ listen = "127.0.0.1:{port}"
 """
         config.write_text(text)
         gw = Gateway(db_url=db_url, config_path=config, port=port, log_path=tmp_path / f"gw{len(started)}.log",
-                     bank_ports=ports)
+                     bank_ports=ports, http_port=http_port)
         started.append(gw)
         if start:
             gw.start(env)
@@ -108,3 +121,27 @@ listen = "127.0.0.1:{port}"
 @pytest.fixture
 async def gateway(make_gateway):
     return make_gateway()
+
+
+class CheckedHttpClient(HttpBankClient):
+    """A bank's HTTP client whose every answer is checked against the OpenAPI document."""
+
+    async def call(self, method, path_qs, body=None, **kw):
+        status, headers, parsed = await super().call(method, path_qs, body, **kw)
+        assert_conforms(method, path_qs, status, headers, parsed)
+        return status, headers, parsed
+
+
+@pytest.fixture
+async def http_client(gateway):
+    """Make signed HTTP clients for the default gateway: ``http_client(bank="110", secret="secret-110")``."""
+    clients: list[CheckedHttpClient] = []
+
+    def make(bank: str = "110", secret: str = "secret-110", gw: Gateway | None = None) -> CheckedHttpClient:
+        client = CheckedHttpClient((gw or gateway).http_url, bank, secret)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
