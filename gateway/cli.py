@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-serve", action="store_true", help="stop after the demo inquiries")
     _config_arg(run)
 
+    keys = commands.add_parser("keys", help="proof signing keys").add_subparsers(dest="action", required=True)
+    for action, text in (("init", "create the first signing key (no-op when one exists)"),
+                         ("rotate", "make a new signing key current; old public keys stay published")):
+        _config_arg(keys.add_parser(action, help=text))
+
+    proof = commands.add_parser("proof", help="payment proofs").add_subparsers(dest="action", required=True)
+    verify = proof.add_parser("verify", help="check a saved proof offline with a public key")
+    verify.add_argument("file", help="a saved payment answer or {document, signature} JSON file")
+    verify.add_argument("--public-key", help="the raw Ed25519 public key, base64url")
+    verify.add_argument("--keys", help="a saved /v1/proofs/keys answer")
+    _config_arg(verify)
+
     from gateway.banksim.commands import add_arguments as banksim_arguments
 
     banksim_arguments(commands.add_parser("bank-sim", help="a bank-side ISO 8583 client and load generator"))
@@ -217,6 +229,28 @@ def _bank_sim(config: Config, args: argparse.Namespace) -> int:
         raise CommandError(f"bank-sim: {exc}") from None
 
 
+def _keys(config: Config, args: argparse.Namespace) -> int:
+    from gateway.proofs.commands import keys_init, keys_rotate
+    from gateway.proofs.keys import KeyStoreError
+
+    try:
+        print((keys_init if args.action == "init" else keys_rotate)(config.proof.key_dir), file=sys.stderr)
+    except KeyStoreError as exc:
+        raise CommandError(f"keys: {exc}") from None
+    return 0
+
+
+def _proof_verify(config: Config, args: argparse.Namespace) -> int:
+    from gateway.proofs.commands import verify_file
+
+    try:
+        valid, text = verify_file(args.file, args.public_key, args.keys)
+    except ValueError as exc:
+        raise CommandError(f"proof verify: {exc}", 2) from None
+    print(text)
+    return 0 if valid else 1
+
+
 def _demo_run(config: Config, args: argparse.Namespace) -> int:
     _check_objects(args.objects)
     from gateway.demo.quickstart import demo_serving_config, run_quickstart
@@ -243,5 +277,8 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], i
     ("demo", "seed"): _demo_seed,
     ("demo", "run"): _demo_run,
     ("inquiry", None): _inquiry,
+    ("keys", "init"): _keys,
+    ("keys", "rotate"): _keys,
+    ("proof", "verify"): _proof_verify,
     **{("bank-sim", action): _bank_sim for action in ("inquiry", "pay", "reverse", "echo", "load")},
 }

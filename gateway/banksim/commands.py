@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--framing", choices=["ascii4", "binary2"], help="default: the bank's configuration")
         p.add_argument("--mac-key", help="hex MAC key (default: the bank's configuration)")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
+        p.add_argument("--http", action="store_true", help="use the JSON/HTTP API (signed) instead of ISO 8583")
+        p.add_argument("--url", help="HTTP base URL (default: from [http] listen)")
+        p.add_argument("--secret", help="the bank's API secret (default: the bank's api_secret)")
 
     inquiry = sub.add_parser("inquiry", help="0200 inquiry")
     inquiry.add_argument("tax", choices=["pbb", "bphtb"])
@@ -96,7 +99,53 @@ def _client(config: Config, args: argparse.Namespace) -> IsoClient:
                      mac_key=bytes.fromhex(mac_hex) if mac_hex else None, timeout_s=args.timeout)
 
 
+async def _one_http(config: Config, args: argparse.Namespace) -> int:
+    import json
+    import secrets
+
+    from gateway.banksim.http_client import HttpBankClient
+
+    bank_code = args.bank or (config.banks[0].code if config.banks else "110")
+    bank = config.bank(bank_code)
+    secret = args.secret if args.secret is not None else (bank.secret() if bank else "")
+    host, port = parse_listen(config.http.listen)
+    url = args.url or f"http://{host}:{port}"
+    key = secrets.token_urlsafe(12)
+    async with HttpBankClient(url, bank_code, secret, timeout_s=args.timeout) as client:
+        try:
+            if args.action == "inquiry":
+                if args.tax == "pbb":
+                    status, _, body = await client.pbb_inquiry(args.bill, args.tax_year)
+                else:
+                    status, _, body = await client.bphtb_inquiry(args.bill)
+            elif args.action == "pay":
+                bill, amount = _split_amount(args.tax, args.bill, args.args)
+                channel = {"6010": "teller", "6011": "atm", "6012": "edc", "6013": "phone", "6014": "internet",
+                           "6015": "kiosk", "6016": "autodebit", "6017": "mobile"}.get(args.channel, args.channel)
+                ntb = args.ntb or f"NTB{key[:8]}"
+                if args.tax == "pbb":
+                    status, _, body = await client.pbb_payment(key, nop=bill[:18], tax_year=int(bill[18:]),
+                                                               amount=amount, ntb=ntb, channel=channel)
+                else:
+                    status, _, body = await client.bphtb_payment(key, registration_number=bill, amount=amount,
+                                                                 ntb=ntb, channel=channel)
+            elif args.action == "reverse":
+                _, amount = _split_amount(args.tax, args.bill, args.args)
+                if not args.ntpd:
+                    raise BankSimError("over HTTP a reversal names the payment: --ntpd")
+                status, _, body = await client.reversal(key, ntpd=args.ntpd, amount=amount, reason="bank-sim")
+            else:
+                raise BankSimError("echo is an ISO 8583 message; over HTTP use GET /healthz")
+        except OSError as exc:
+            raise BankSimError(f"cannot reach {url}: {exc}") from None
+    print(f"HTTP {status}", file=sys.stderr)
+    print(json.dumps(body, indent=2, ensure_ascii=False) if not isinstance(body, bytes) else body[:200])
+    return 0 if status == 200 and isinstance(body, dict) and body.get("response_code") == "00" else 1
+
+
 async def _one(config: Config, args: argparse.Namespace) -> int:
+    if args.http:
+        return await _one_http(config, args)
     client = _client(config, args)
     try:
         await client.connect()

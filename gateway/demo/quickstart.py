@@ -44,7 +44,8 @@ async def run_quickstart(config: Config, objects: int = 2000) -> int:
     return 0
 
 
-DEMO_BANK = BankConfig(code="110", name="BANK DEMO", allow=("127.0.0.1/32",))
+# The demo bank signs its HTTP requests with a published demo secret: a demo, never a production setting.
+DEMO_BANK = BankConfig(code="110", name="BANK DEMO", allow=("127.0.0.1/32",), api_secret="demo-secret")
 
 
 def demo_serving_config(config: Config) -> Config:
