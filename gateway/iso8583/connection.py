@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from gateway import metrics
 from gateway.config import Iso8583Config
 from gateway.domain.codes import RC
 from gateway.iso8583 import framing, mac
@@ -100,11 +101,13 @@ class Connection:
                 self.slots.release()
                 return
             self.last_traffic = time.monotonic()
+            metrics.IN_FLIGHT.labels("iso").inc()
             task = asyncio.create_task(self._handle(raw, time.monotonic()))
             self.in_flight.add(task)
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
+        metrics.IN_FLIGHT.labels("iso").dec()
         self.in_flight.discard(task)
         self.slots.release()
 
@@ -168,6 +171,9 @@ class Connection:
             self.log.warning("answer not delivered: connection lost", stan=request.get("11"), rc=outcome.rc)
         self.last_traffic = time.monotonic()
         elapsed_ms = (time.monotonic() - started) * 1000
+        metrics.MESSAGES.labels("iso", self.state.bank.code, request.get("t", "?"), request.get("3", "-"),
+                                outcome.rc).inc()
+        metrics.LATENCY.labels("iso", request.get("t", "?")).observe(elapsed_ms / 1000)
         self._log_row("out", outcome.fields, event=outcome.event, detail=outcome.detail, rc=outcome.rc,
                       ntpd=outcome.ntpd, bill_id=outcome.bill_id, message_key=outcome.message_key,
                       elapsed_ms=elapsed_ms)

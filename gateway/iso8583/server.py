@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from gateway import metrics
 from gateway.config import BankConfig, Config, Iso8583Config, parse_listen
 from gateway.iso8583.connection import Connection
 from gateway.iso8583.messages import ConnectionState, Router
@@ -114,6 +115,7 @@ class IsoServer:
             return
         connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings)
         self.connections.add(connection)
+        metrics.CONNECTIONS.set(len(self.connections))
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
@@ -121,6 +123,7 @@ class IsoServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            metrics.CONNECTIONS.set(len(self.connections))
             self.tasks.discard(task)
 
     def _security(self, owner: str, peer: tuple, detail: str) -> None:

@@ -25,3 +25,17 @@ async def test_inquiry_payment_reversal_roundtrip(gateway, db):
         assert rev["t"] == "0410" and rev["39"] == "00"
         echo = await bank.request(bank.network("301"))
         assert echo["t"] == "0810" and echo["39"] == "00"
+
+
+async def test_metrics_count_iso_messages(gateway, db):
+    import urllib.request
+
+    await add_pbb(db, due=date(2099, 8, 31))
+    async with gateway.client() as bank:
+        assert (await bank.request(bank.inquiry("pbb", NOP + "2026")))["39"] == "00"
+        assert (await bank.request(bank.inquiry("pbb", NOP + "2020")))["39"] == "14"
+        text = urllib.request.urlopen(gateway.http_url + "/metrics", timeout=10).read().decode()
+    assert 'gateway_messages_total{bank="110",channel="iso",mti="0200",processing_code="341019",rc="00"} 1.0' in text
+    assert 'gateway_messages_total{bank="110",channel="iso",mti="0200",processing_code="341019",rc="14"} 1.0' in text
+    assert "gateway_iso_connections 1.0" in text
+    assert "gateway_db_pool_connections" in text
