@@ -53,9 +53,9 @@ async def serve(config: Config, config_path: str | None) -> int:
             housekeeping = asyncio.create_task(_housekeeping(pool))
             await _until_signalled(lambda: _reload(config_path, iso, ctx))
             log.info("shutting down: no new connections, finishing requests in flight")
-            await iso.shutdown(SHUTDOWN_GRACE_S)
-            await http.shutdown(SHUTDOWN_GRACE_S)
-            await http.cleanup()
+            # Both listeners stop accepting first; then requests in flight finish (the runner's
+            # shutdown_timeout bounds the HTTP side).
+            await asyncio.gather(iso.shutdown(SHUTDOWN_GRACE_S), http.cleanup())
             housekeeping.cancel()
             await message_log.close()
         finally:
