@@ -79,7 +79,8 @@ def _middleware(services: HttpServices):
                 response = problem_response(413, f"body over {MAX_BODY_BYTES} bytes")
             except web.HTTPException as exc:
                 if exc.status >= 400:
-                    response = problem_response(exc.status, exc.reason or "error")
+                    allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+                    response = problem_response(exc.status, exc.reason or "error", headers=allow)
                 else:
                     raise
             except UNAVAILABLE as exc:
@@ -104,7 +105,7 @@ def _middleware(services: HttpServices):
 def _record(services: HttpServices, request: web.Request, response: web.StreamResponse, bank: BankConfig | None,
             request_id: str, elapsed_s: float) -> None:
     """The bank routes' requests and answers go to the message log and the metrics, like ISO messages."""
-    rc = None
+    rc = answered_ntpd = None
     body = getattr(response, "body", None)
     if isinstance(body, (bytes, bytearray)) and response.content_type in ("application/json",
                                                                           "application/problem+json"):
@@ -113,12 +114,18 @@ def _record(services: HttpServices, request: web.Request, response: web.StreamRe
 
             parsed = json.loads(body)
             rc = parsed.get("response_code") if isinstance(parsed, dict) else None
+            answered_ntpd = parsed.get("ntpd") if isinstance(parsed, dict) else None
         except ValueError:
             pass
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
-    code = bank.code if bank else request.headers.get("X-Bank-Code", "")[:11] or None
-    metrics.MESSAGES.labels("http", code or "-", f"{request.method} {route}", "-", rc or str(response.status)).inc()
+    # Metric labels come only from the route table and authenticated banks: a caller must not be able to
+    # create new series (and memory) by inventing paths or bank codes.
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    code = bank.code if bank else None
+    label = f"{request.method} {route}" if resource is not None else "unmatched"
+    metrics.MESSAGES.labels("http", code or "-", label, "-", rc or str(response.status)).inc()
     metrics.LATENCY.labels("http", route).observe(elapsed_s)
+    code = code or request.headers.get("X-Bank-Code", "")[:11] or None  # logged as claimed, not as a label
     if services.message_log is None:
         return
     now = datetime.now(UTC)
@@ -128,7 +135,7 @@ def _record(services: HttpServices, request: web.Request, response: web.StreamRe
     services.message_log.add(LogRow(logged_at=now, direction="in", mti=request.method, detail=request.path_qs,
                                     fields={"method": request.method, "path": request.path_qs,
                                             "body_bytes": len(request.get("body") or b"")}, **common))
-    ntpd = request.match_info.get("ntpd")
+    ntpd = request.match_info.get("ntpd") or answered_ntpd
     services.message_log.add(LogRow(logged_at=now, direction="out", mti=str(response.status), response_code=rc,
                                     ntpd=ntpd, elapsed_ms=elapsed_s * 1000, detail=request.path_qs,
                                     fields={"status": response.status}, **common))

@@ -22,6 +22,9 @@ from gateway.http.problems import Problem
 WINDOW_S = 300
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# ASCII digits only, bounded: str.isdigit() also accepts "¹²³" (int() then raises) and int() refuses
+# strings of more than 4300 digits; either would have been a 500 instead of a 401.
+_TIMESTAMP = re.compile(r"^[0-9]{1,16}$")
 
 
 def signature(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -61,7 +64,7 @@ async def authenticate(request: web.Request, banks: dict[str, BankConfig], pool:
     timestamp = request.headers.get("X-Timestamp", "")
     nonce = request.headers.get("X-Nonce", "")
     given = request.headers.get("X-Signature", "")
-    if not code or not timestamp.isdigit() or not _NONCE.match(nonce) or not _HEX64.match(given):
+    if not code or not _TIMESTAMP.match(timestamp) or not _NONCE.match(nonce) or not _HEX64.match(given):
         raise Problem(401, "missing or malformed X-Bank-Code, X-Timestamp, X-Nonce or X-Signature")
     if bank is None:
         raise Problem(401, "unknown bank")

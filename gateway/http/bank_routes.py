@@ -167,7 +167,7 @@ class BankRoutes:
 def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(request["body"] or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to parse
         raise Problem(400, "body is not valid JSON", "30") from None
     if not isinstance(body, dict):
         raise Problem(400, "body must be a JSON object", "30")

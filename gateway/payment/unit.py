@@ -103,6 +103,18 @@ async def _attempt(pool: asyncpg.Pool, bank: str | None, key: MessageKey | None,
         except _Repeat:
             stored = await keys.find(conn, key.channel, bank, key.key)
             assert stored is not None, "a key that conflicted must hold a committed answer"
-            if stored.content_hash != key.content_hash() or stored.operation != operation:
-                return result_type(rc=RC.DUPLICATE.value)
-            return dataclasses.replace(from_json(result_type, stored.answer), repeated=True)
+            return _answer_repeat(stored, key, operation, result_type)
+        except asyncpg.UniqueViolationError:
+            # A repeat whose work collides with what its original wrote (e.g. the repeat of a payment that
+            # was reversed since: the bill is payable again, but the original's ISO origin is taken) is
+            # still a repeat: the stored answer decides. Without one, it is a real failure.
+            stored = await keys.find(conn, key.channel, bank, key.key) if key is not None else None
+            if stored is None:
+                raise
+            return _answer_repeat(stored, key, operation, result_type)
+
+
+def _answer_repeat(stored: keys.StoredAnswer, key: MessageKey, operation: str, result_type: type[R]) -> R:
+    if stored.content_hash != key.content_hash() or stored.operation != operation:
+        return result_type(rc=RC.DUPLICATE.value)
+    return dataclasses.replace(from_json(result_type, stored.answer), repeated=True)

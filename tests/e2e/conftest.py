@@ -61,6 +61,8 @@ class Gateway:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}:\n{self.log()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                if self.http_port:
+                    socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
