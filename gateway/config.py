@@ -97,6 +97,9 @@ class BankConfig:
     def allows_tax(self, tax: str) -> bool:
         return tax.lower() in self.taxes
 
+    def allows_address(self, address: str) -> bool:
+        return address_in(address, self.allow)
+
     def secret(self) -> str:
         """The API secret, resolving ``env:NAME`` at use time so rotation needs no restart."""
         if self.api_secret.startswith("env:"):
@@ -268,6 +271,17 @@ def _date(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def address_in(address: str, networks: tuple[str, ...]) -> bool:
+    """Whether a peer address (IPv4, IPv6 or IPv4-mapped IPv6) falls in one of the networks."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")

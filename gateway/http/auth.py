@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import ssl
 import time
@@ -37,16 +36,6 @@ def peer_address(request: web.Request) -> str:
     return peer[0] if peer else ""
 
 
-def address_allowed(address: str, allow: tuple[str, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in allow)
-
-
 def _client_fingerprint(request: web.Request) -> str | None:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     if not isinstance(ssl_object, ssl.SSLObject):
@@ -59,7 +48,7 @@ async def authenticate(request: web.Request, banks: dict[str, BankConfig], pool:
                        body: bytes) -> BankConfig:
     code = request.headers.get("X-Bank-Code", "")
     bank = banks.get(code)
-    if bank is not None and not address_allowed(peer_address(request), bank.allow):
+    if bank is not None and not bank.allows_address(peer_address(request)):
         raise Problem(403, "source address not allowed for this bank", "05")
     timestamp = request.headers.get("X-Timestamp", "")
     nonce = request.headers.get("X-Nonce", "")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import ssl
 from datetime import UTC, datetime
 
@@ -26,16 +25,6 @@ log = structlog.get_logger("gateway.iso8583")
 SHARED = ""  # the key of the shared listener
 
 
-def _address_in(address: str, networks: tuple[str, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
-
-
 class BankDirectory:
     """Who owns a connection, from the current bank list (replaced whole on SIGHUP)."""
 
@@ -50,7 +39,7 @@ class BankDirectory:
             candidates = [bank] if bank is not None and bank.iso_listen else []
         else:
             candidates = [b for b in self.banks.values() if not b.iso_listen]
-        matches = [b for b in candidates if _address_in(address, b.allow) and _certificate_ok(b, cert_fingerprint)]
+        matches = [b for b in candidates if b.allows_address(address) and _certificate_ok(b, cert_fingerprint)]
         return matches[0] if len(matches) == 1 else None
 
 
