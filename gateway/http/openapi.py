@@ -189,10 +189,6 @@ def when(codes: tuple[str, ...] | str, then: dict[str, Any]) -> dict[str, Any]:
             "then": then}
 
 
-def example_of(schema: dict[str, Any], example: Any) -> dict[str, Any]:
-    return {**schema, "examples": [example]}
-
-
 # -- shared examples (spec/http-api.md, spec/domain.md) ----------------------------------------------------
 
 PBB_BILL_EXAMPLE = {
@@ -535,7 +531,8 @@ def _payment_answer(example: dict[str, Any]) -> dict[str, Any]:
                                                "the bill: the NTPD of that payment."},
         "validation_code": ref("ValidationCode"),
         "bill": ref("Bill"),
-        "amount": {**ref("Amount"), "description": "What the payment settled."},
+        "amount": {**ref("Amount"), "description": "RC 00: what the payment settled. RC 88: the bill's "
+                                                   "principal, penalty 0, total 0 (nothing is due)."},
         "proof": ref("ProofDocument"),
         "signature": ref("Signature"),
         "kid": ref("Kid"),
@@ -544,15 +541,17 @@ def _payment_answer(example: dict[str, Any]) -> dict[str, Any]:
     }), required=["response_code", "message"], description=(
         "A payment answer (PBB-P2 and BPHTB alike). RC 00: the payment is posted; the answer carries the NTPD, "
         "the validation code, the bill (status `paid`), the amounts settled, the signed proof with its "
-        "signature and key id, and the receipt's URL. RC 13, 33 and 88 carry the bill, RC 88 also the NTPD "
-        "for the bank that paid it. A refused payment is still HTTP 200."),
+        "signature and key id, and the receipt's URL. RC 13, 33 and 88 carry the bill; RC 88 also the amount "
+        "(principal, nothing due) and, for the bank that paid it, the NTPD. A refused payment is still HTTP 200."),
         allOf=[
             when("00", {"required": ["business_date", "ntpd", "validation_code", "bill", "amount", "proof",
                                      "signature", "kid", "receipt_url"],
                         "properties": {"bill": {"properties": {"status": {"const": "paid"}}}}}),
             when(("12", "13", "14", "33", "88"),
                  {"not": {"anyOf": [{"required": [name]} for name in
-                                    ("validation_code", "amount", "proof", "signature", "kid", "receipt_url")]}}),
+                                    ("validation_code", "proof", "signature", "kid", "receipt_url")]}}),
+            when(("12", "13", "14", "33"), {"not": {"required": ["amount"]}}),
+            when("88", {"properties": {"amount": {"properties": {"total": {"const": 0}, "penalty": {"const": 0}}}}}),
         ],
         examples=[example])
 

@@ -87,6 +87,9 @@ def payment_json(result: PaymentResult) -> dict[str, Any]:
         out["receipt_url"] = f"/v1/payments/{result.ntpd}/receipt.pdf"
     elif result.bill is not None and result.rc in ("88", "33", "13"):
         out["bill"] = bill_json(result.bill)
+        if result.rc == "88" and result.amount is not None:
+            # As for an RC 88 inquiry: the bill's principal, nothing due.
+            out["amount"] = amount_json(result.amount, result.bill.tax, months=False)
     return out
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.validators import extend
 from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.validators import extend
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
@@ -94,14 +94,31 @@ def schema_errors(pointer: str, instance: Any, document: dict = DOCUMENT) -> lis
     return list(validator_for(pointer, document).iter_errors(instance))
 
 
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors that explain ``error``: for a failed oneOf / anyOf, those of the alternative its
+    discriminator names, else of the one that came closest (fewest errors)."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    closest = min(branches.values(), key=len)
+    discriminator = error.schema.get("discriminator") if isinstance(error.schema, dict) else None
+    if discriminator and isinstance(error.instance, dict):
+        target = discriminator.get("mapping", {}).get(error.instance.get(discriminator["propertyName"]))
+        refs = [branch.get("$ref") for branch in error.schema.get(error.validator, [])]
+        if target in refs and refs.index(target) in branches:
+            closest = branches[refs.index(target)]
+    return [leaf for sub in closest for leaf in _leaves(sub)]
+
+
 def describe(errors: list[ValidationError]) -> str:
-    """The most relevant failure first, with its path inside the body, then the others."""
-    best = best_match(errors)
-    lines = [f"  at {best.json_path}: {best.message} (schema {'/'.join(map(str, best.schema_path))})"]
-    for error in sorted(errors, key=lambda e: e.json_path):
-        if error is not best and len(lines) < 8:
-            lines.append(f"  at {error.json_path}: {_short(error.message)}")
-    return "\n".join(lines)
+    """Where the body fails, the most relevant failure first, each with its path inside the body."""
+    leaves = [leaf for error in errors for leaf in _leaves(error)]
+    best = best_match(leaves)
+    ordered = [best] + sorted((e for e in leaves if e is not best), key=lambda e: e.json_path)
+    return "\n".join(f"  at {e.json_path}: {_short(e.message)} (schema …/{'/'.join(map(str, e.schema_path))})"
+                     for e in ordered[:8])
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -134,8 +151,7 @@ def find_response(template: str, method: str, status: int, document: dict = DOCU
 def _header(headers: Any, name: str) -> str | None:
     if headers is None:
         return None
-    getter = getattr(headers, "getone", None)
-    if getter is not None:  # a CIMultiDict (aiohttp): case-insensitive already
+    if hasattr(headers, "getone"):  # a CIMultiDict (aiohttp): case-insensitive already
         return headers.get(name)
     for key, value in dict(headers).items():
         if key.lower() == name.lower():
@@ -184,8 +200,7 @@ def assert_conforms(method: str, path_qs: str, status: int, headers: Any, body: 
         return
     assert media_type in content, (f"{where}: content type {raw_type!r} is not documented "
                                    f"(documented: {', '.join(content)})")
-    schema_pointer = response_pointer + "/" + "/".join(
-        p.replace("~", "~0").replace("/", "~1") for p in ("content", media_type, "schema"))
+    schema_pointer = f"{response_pointer}/content/{media_type.replace('~', '~0').replace('/', '~1')}/schema"
     if _JSON_TYPE.match(media_type):
         if isinstance(body, (bytes, bytearray, str)):
             try:

@@ -31,24 +31,6 @@ NOP_DISPLAY = "32.75.010.001.001-0001.0"
 BPHTB_NOP = "327501000100100020"
 
 
-async def wait_for_http(gw) -> None:
-    """``Gateway.start`` waits for the ISO 8583 listener only; the HTTP one opens just after it."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", gw.http_port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.02)
-
-
-@pytest.fixture(autouse=True)
-async def http_listening(gateway):
-    await wait_for_http(gateway)
-
-
 def today() -> date:
     """The business date of a request sent now (default region Asia/Jakarta, cut-off 23:00)."""
     return business_date(datetime.now(UTC), ZoneInfo("Asia/Jakarta"), dtime(23, 0))
@@ -297,7 +279,6 @@ def _banks_toml() -> str:
 
 async def test_other_banks_forbidden_and_not_found(make_gateway, db, http_client):
     gw = make_gateway(banks=_banks_toml())
-    await wait_for_http(gw)
     year = today().year
     await add_pbb(db, year=year, due=date(2099, 8, 31))
     registration = await add_bphtb(db, valid_until=date(2099, 12, 31), year=year)

@@ -107,6 +107,7 @@ def _app_routes() -> set[tuple[str, str]]:
     return routes
 
 
+@pytest.mark.filterwarnings("ignore:It is recommended to use web.AppKey")
 def test_every_app_route_is_documented_and_vice_versa():
     app_routes = _app_routes()
     documented = {(method, path) for path, item in DOCUMENT["paths"].items() for method in item
