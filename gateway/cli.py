@@ -77,6 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     inquiry.add_argument("tax_year", nargs="?", help="tax year (PBB)")
     inquiry.add_argument("--bank", default="", help="bank code the quote is recorded for")
     _config_arg(inquiry)
+
+    settle = commands.add_parser("settle", help="settlement of a business date").add_subparsers(
+        dest="action", required=True)
+    close = settle.add_parser("close", help="close a business date (after its cut-off) and freeze its totals")
+    close.add_argument("date", help="business date YYYY-MM-DD")
+    close.add_argument("--operator", default="", help="who closes (default: the login name)")
+    close.add_argument("--output", metavar="FILE", help="write the settlement report here instead of stdout")
+    _config_arg(close)
+    settle_report = settle.add_parser("report", help="the settlement report of a business date")
+    settle_report.add_argument("date", help="business date YYYY-MM-DD")
+    settle_report.add_argument("--format", choices=["csv", "pdf"], default="csv")
+    settle_report.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+    _config_arg(settle_report)
+
+    payments = commands.add_parser("payments", help="payments").add_subparsers(dest="action", required=True)
+    export = payments.add_parser("export", help="export the payments of a business date")
+    export.add_argument("date", help="business date YYYY-MM-DD")
+    export.add_argument("--format", choices=["sismiop"], required=True)
+    export.add_argument("--output", metavar="FILE", help="write the export here instead of stdout")
+    _config_arg(export)
+
+    recon = commands.add_parser("recon", help="bank reconciliation").add_subparsers(dest="action", required=True)
+    recon_import = recon.add_parser("import", help="reconcile a bank's file for a business date")
+    recon_import.add_argument("date", help="business date YYYY-MM-DD")
+    recon_import.add_argument("bank", help="bank code")
+    recon_import.add_argument("file", help="the bank's reconciliation CSV")
+    recon_import.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+    _config_arg(recon_import)
     return parser
 
 
@@ -268,6 +296,123 @@ def _demo_run(config: Config, args: argparse.Namespace) -> int:
     return run_fast(serve(served, args.config))
 
 
+def _parse_date(text: str):
+    import datetime
+    import re
+
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise CommandError(f"DATE must be a date YYYY-MM-DD: {text!r}", 2)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as exc:
+            raise CommandError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _settle_close(config: Config, args: argparse.Namespace) -> int:
+    import getpass
+
+    from gateway.clock import Clock
+    from gateway.settlement.close import SettlementError, close_business_date
+    from gateway.settlement.report import render_csv
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    day = _parse_date(args.date)
+    operator = args.operator
+    if not operator:
+        try:
+            operator = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no login name: refuse below
+            operator = ""
+
+    async def run():
+        async with connection(config) as conn:
+            await migrate(conn)
+            return await close_business_date(conn, day, now_utc=Clock(config.clock_offset_seconds).now(),
+                                             tz=config.region.tz, cutoff=config.region.cutoff_time,
+                                             operator=operator)
+
+    try:
+        result = asyncio.run(run())
+    except SettlementError as exc:
+        raise CommandError(f"settle close: {exc}") from None
+    what = "already closed" if result.already_closed else "closed"
+    print(f"business date {day.isoformat()} {what} at {result.closed_at.isoformat()} by {result.closed_by}",
+          file=sys.stderr)
+    _write_output(render_csv(day, result.totals, {b.code: b.name for b in config.banks}), args.output)
+    return 0
+
+
+def _settle_report(config: Config, args: argparse.Namespace) -> int:
+    from gateway.settlement.report import settlement_report_csv
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    day = _parse_date(args.date)
+    if args.format == "pdf":
+        raise CommandError("settle report: --format pdf is not available yet; use --format csv", 2)
+
+    async def run() -> str:
+        async with connection(config) as conn:
+            await migrate(conn)
+            return await settlement_report_csv(conn, day, config.banks)
+
+    _write_output(asyncio.run(run()), args.output)
+    return 0
+
+
+def _payments_export(config: Config, args: argparse.Namespace) -> int:
+    from gateway.settlement.sismiop import sismiop_csv
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    day = _parse_date(args.date)
+
+    async def run() -> str:
+        async with connection(config) as conn:
+            await migrate(conn)
+            return await sismiop_csv(conn, day)
+
+    _write_output(asyncio.run(run()), args.output)
+    return 0
+
+
+def _recon_import(config: Config, args: argparse.Namespace) -> int:
+    from gateway.settlement.errors import ReconFileError
+    from gateway.settlement.recon import parse_file, read_file, reconcile
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    day = _parse_date(args.date)
+    try:
+        data = read_file(args.file)
+        parse_file(args.file, data, day, args.bank)  # an unusable file fails before any database work
+    except ReconFileError as exc:
+        raise CommandError(f"recon import: {exc}", 2) from None
+
+    async def run():
+        async with connection(config) as conn:
+            await migrate(conn)
+            return await reconcile(conn, day, args.bank, args.file, data)
+
+    result = asyncio.run(run())
+    _write_output(result.csv, args.output)
+    print(result.summary(), file=sys.stderr)
+    return result.exit_code
+
+
 _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {
     ("serve", None): _serve,
     ("db", "migrate"): _db_migrate,
@@ -281,4 +426,8 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], i
     ("keys", "rotate"): _keys,
     ("proof", "verify"): _proof_verify,
     **{("bank-sim", action): _bank_sim for action in ("inquiry", "pay", "reverse", "echo", "load")},
+    ("settle", "close"): _settle_close,
+    ("settle", "report"): _settle_report,
+    ("payments", "export"): _payments_export,
+    ("recon", "import"): _recon_import,
 }

@@ -1,0 +1,44 @@
+"""The settlement report (spec/operations.md "Settlement report"): the frozen totals of a closed date,
+or the running totals of an open one, per bank and tax, then a TOTAL row."""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+
+import asyncpg
+
+from gateway.settlement.close import frozen_totals, normalized
+from gateway.settlement.csvout import to_csv
+from gateway.settlement.invariants import Totals, totals
+
+COLUMNS = ("business_date", "bank_code", "bank_name", "tax", "payments_count", "principal", "penalty",
+           "payments_amount", "reversals_count", "reversals_amount", "net_count", "net_amount")
+
+_TAX_ORDER = {"PBB": 0, "BPHTB": 1}
+
+
+def render_csv(day: datetime.date, items: Iterable[Totals], bank_names: Mapping[str, str]) -> str:
+    items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
+    rows = []
+    sums = [0] * 8
+    for t in items:
+        values = (t.payments_count, t.principal, t.penalty, t.payments_amount, t.reversals_count,
+                  t.reversals_amount, t.payments_count - t.reversals_count, t.payments_amount - t.reversals_amount)
+        sums = [a + b for a, b in zip(sums, values)]
+        rows.append((day.isoformat(), t.bank, bank_names.get(t.bank, ""), t.tax, *values))
+    rows.append((day.isoformat(), "TOTAL", "", "ALL", *sums))
+    return to_csv(COLUMNS, rows)
+
+
+async def report_totals(conn: asyncpg.Connection, day: datetime.date) -> tuple[str, tuple[Totals, ...]]:
+    """(state, totals): the frozen totals of a closed date, else the running ones ('open' when no row)."""
+    state, frozen, _, _ = await frozen_totals(conn, day)
+    if state == "closed" and frozen is not None:
+        return state, frozen
+    return state or "open", normalized(await totals(conn, day))
+
+
+async def settlement_report_csv(conn: asyncpg.Connection, day: datetime.date, banks) -> str:
+    """``banks``: the configured banks (objects with ``code`` and ``name``)."""
+    _, items = await report_totals(conn, day)
+    return render_csv(day, items, {b.code: b.name for b in banks})

@@ -1,0 +1,212 @@
+"""Closing a business date, the settlement report and the SISMIOP export against real PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import os
+from collections import defaultdict
+from datetime import date
+
+import pytest
+
+from gateway.payment.requests import BphtbPayment, IsoOrigin, MessageKey, PbbPayment, Reversal
+from gateway.settlement.close import SettlementError, close_business_date
+from gateway.settlement.report import settlement_report_csv
+from gateway.settlement.sismiop import sismiop_csv, split_nop
+
+from billdata import add_bphtb, add_pbb
+
+from .conftest import jakarta
+
+pytestmark = pytest.mark.integration
+
+DAY = date(2026, 11, 23)
+NOPS = ["327501000100100010", "327501000100100030", "327501000100100040", "327501000100100050"]
+
+
+def key(stan: str, content: str, cls: str = "02") -> MessageKey:
+    return MessageKey.iso(stan, "1123021500", cls, content)
+
+
+def pbb(bank: str, nop: str, stan: str, amount: int = 154_500) -> PbbPayment:
+    return PbbPayment(bank=bank, nop=nop, tax_year=2026, amount=amount, ntb="NTB" + stan, channel="atm",
+                      key=key(stan, f"{bank}|{nop}|{amount}"),
+                      origin=IsoOrigin(stan=stan, transmitted="1123021500", rrn="RRN" + stan, terminal_id="ATM1"))
+
+
+async def make_day(engine, db):
+    """On 2026-11-23: 110 pays two PBB bills and one BPHTB; 111 pays two PBB bills and reverses one."""
+    for nop in NOPS:
+        await add_pbb(db, nop=nop)
+    registration = await add_bphtb(db)
+    results = {
+        "a": await engine.pay_pbb(pbb("110", NOPS[0], "000001")),
+        "b": await engine.pay_pbb(pbb("110", NOPS[1], "000002")),
+        "c": await engine.pay_bphtb(BphtbPayment("110", registration, 5_000_000, "NTBB1", "teller",
+                                                 key("000003", "bphtb"))),
+        "d": await engine.pay_pbb(pbb("111", NOPS[2], "000004")),
+        "e": await engine.pay_pbb(pbb("111", NOPS[3], "000005")),
+    }
+    assert {r.rc for r in results.values()} == {"00"}, {k: r.rc for k, r in results.items()}
+    rev = await engine.reverse(Reversal("111", 154_500, key("000006", "rev", cls="04"), ntpd=results["e"].ntpd))
+    assert rev.rc == "00"
+    return results
+
+
+async def close(pool, config, clock, operator="op1"):
+    return await close_business_date(pool, DAY, now_utc=clock.now(), tz=config.region.tz,
+                                     cutoff=config.region.cutoff_time, operator=operator)
+
+
+async def test_close_refused_before_cutoff(engine, pool, db, config, clock):
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 23, 22, 59, 59)
+    with pytest.raises(SettlementError, match="cut-off"):
+        await close(pool, config, clock)
+    assert await db.fetchval("SELECT state FROM business_dates WHERE business_date = $1", DAY) == "open"
+
+
+async def test_close_freezes_independent_totals_and_is_idempotent(engine, pool, db, config, clock):
+    results = await make_day(engine, db)
+    expected = defaultdict(lambda: [0, 0, 0, 0])  # payments count/amount, reversals count/amount
+    taxes = {"a": "PBB", "b": "PBB", "c": "BPHTB", "d": "PBB", "e": "PBB"}
+    banks = {"a": "110", "b": "110", "c": "110", "d": "111", "e": "111"}
+    for name, r in results.items():
+        e = expected[(banks[name], taxes[name])]
+        e[0] += 1
+        e[1] += r.amount.total
+    expected[("111", "PBB")][2:] = [1, results["e"].amount.total]
+
+    clock.at = jakarta(2026, 11, 23, 23, 0)  # the cut-off instant: the day is over
+    first = await close(pool, config, clock)
+    assert not first.already_closed and first.closed_by == "op1"
+    got = {(t.bank, t.tax): [t.payments_count, t.payments_amount, t.reversals_count, t.reversals_amount]
+           for t in first.totals}
+    assert got == dict(expected)
+    row = await db.fetchrow("SELECT state, closed_by, closed_at, closing_at FROM business_dates"
+                            " WHERE business_date = $1", DAY)
+    assert (row["state"], row["closed_by"]) == ("closed", "op1")
+    assert row["closed_at"] == clock.now() and row["closing_at"] == clock.now()
+
+    clock.advance(hours=5)
+    again = await close(pool, config, clock, operator="op2")
+    assert again.already_closed and again.totals == first.totals
+    assert (again.closed_by, again.closed_at) == ("op1", first.closed_at)
+
+    # After the close, a reversal of the date's payment gets 57 and changes nothing.
+    rev = await engine.reverse(Reversal("110", 154_500, key("000007", "late", cls="04"), ntpd=results["a"].ntpd))
+    assert rev.rc == "57"
+    assert await db.fetchval("SELECT count(*) FROM reversals") == 1
+
+
+async def test_payment_during_closing_gets_90(engine, pool, db, config, clock):
+    await add_pbb(db)
+    await add_pbb(db, nop=NOPS[1])
+    assert (await engine.pay_pbb(pbb("110", NOPS[0], "000001"))).rc == "00"
+    await db.execute("UPDATE business_dates SET state = 'closing' WHERE business_date = $1", DAY)
+    assert (await engine.pay_pbb(pbb("110", NOPS[1], "000002"))).rc == "90"
+    assert await db.fetchval("SELECT count(*) FROM payments") == 1
+
+
+async def test_close_waits_for_payment_in_flight(engine, pool, db, config, clock):
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 23, 23, 30)
+    holder = await pool.acquire()
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM business_dates WHERE business_date = $1 FOR KEY SHARE", DAY)
+        task = asyncio.create_task(close(pool, config, clock))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # FOR UPDATE waits for the payment's FOR KEY SHARE
+        await tx.commit()
+        result = await asyncio.wait_for(task, 10)
+    finally:
+        await pool.release(holder)
+    assert not result.already_closed
+
+
+async def test_corrupted_ledger_aborts_close_and_leaves_date_open(engine, pool, db, config, clock):
+    await make_day(engine, db)
+    await db.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_append_only")
+    await db.execute("UPDATE ledger_entries SET amount = amount + 1"
+                     " WHERE id = (SELECT min(id) FROM ledger_entries WHERE account = 'bank')")
+    await db.execute("ALTER TABLE ledger_entries ENABLE TRIGGER ledger_append_only")
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+    with pytest.raises(SettlementError, match="not conserved") as info:
+        await close(pool, config, clock)
+    assert "110 PBB: net amount" in str(info.value)
+    row = await db.fetchrow("SELECT state, totals, closed_at FROM business_dates WHERE business_date = $1", DAY)
+    assert (row["state"], row["totals"], row["closed_at"]) == ("open", None, None)
+    # the date being open, a new payment for it would still be accepted (state is not stuck in closing)
+    assert await db.fetchval("SELECT count(*) FROM business_dates WHERE state <> 'open'") == 0
+
+
+async def test_report_and_sismiop_exact_bytes(engine, pool, db, config, clock):
+    results = await make_day(engine, db)
+    open_report = await settlement_report_csv(db, DAY, config.banks)
+    expected_report = (
+        "business_date,bank_code,bank_name,tax,payments_count,principal,penalty,payments_amount,"
+        "reversals_count,reversals_amount,net_count,net_amount\r\n"
+        "2026-11-23,110,BANK 10,PBB,2,300000,9000,309000,0,0,2,309000\r\n"
+        "2026-11-23,110,BANK 10,BPHTB,1,5000000,0,5000000,0,0,1,5000000\r\n"
+        "2026-11-23,111,BANK 11,PBB,2,300000,9000,309000,1,154500,1,154500\r\n"
+        "2026-11-23,TOTAL,,ALL,5,5600000,18000,5618000,1,154500,4,5463500\r\n"
+    )
+    assert open_report == expected_report  # running totals of an open date
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+    await close(pool, config, clock)
+    assert await settlement_report_csv(db, DAY, config.banks) == expected_report  # frozen totals
+
+    ntpd = {k: r.ntpd for k, r in results.items()}
+    expected_export = (
+        "kd_propinsi,kd_dati2,kd_kecamatan,kd_kelurahan,kd_blok,no_urut,kd_jns_op,thn_pajak_sppt,"
+        "pembayaran_sppt_ke,denda_sppt,jml_sppt_yg_dibayar,tgl_pembayaran_sppt,kd_bank,ntpd\r\n"
+        f"32,75,010,001,001,0001,0,2026,1,4500,154500,2026-11-23,110,{ntpd['a']}\r\n"
+        f"32,75,010,001,001,0003,0,2026,1,4500,154500,2026-11-23,110,{ntpd['b']}\r\n"
+        f"32,75,010,001,001,0004,0,2026,1,4500,154500,2026-11-23,111,{ntpd['d']}\r\n"
+    )
+    assert await sismiop_csv(db, DAY) == expected_export
+
+
+def test_split_nop():
+    assert split_nop("327501000100100010") == ("32", "75", "010", "001", "001", "0001", "0")
+    with pytest.raises(ValueError):
+        split_nop("32750100010010001")
+
+
+async def test_empty_open_date_report_has_total_row(db, config):
+    assert await settlement_report_csv(db, date(2026, 1, 2), config.banks) == (
+        "business_date,bank_code,bank_name,tax,payments_count,principal,penalty,payments_amount,"
+        "reversals_count,reversals_amount,net_count,net_amount\r\n"
+        "2026-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0\r\n")
+
+
+def _cli(db_url, *args):
+    env = {**os.environ, "GATEWAY_DATABASE_URL": db_url}
+    return subprocess.run([sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+async def test_cli_close_report_export(engine, db, db_url, tmp_path):
+    await make_day(engine, db)
+    # the real clock is past 2026-11-23's cut-off only after that date; use a date long past instead
+    past = "2020-01-02"
+    run = await asyncio.to_thread(_cli, db_url, "settle", "close", past, "--operator", "cli-op")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.endswith("2020-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0\n")  # text mode reads CRLF as \\n
+    assert await db.fetchval("SELECT closed_by FROM business_dates WHERE business_date = '2020-01-02'") == "cli-op"
+    future = await asyncio.to_thread(_cli, db_url, "settle", "close", "2999-01-01")
+    assert future.returncode == 1 and "cut-off" in future.stderr
+    out = tmp_path / "report.csv"
+    rep = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "csv",
+                                  "--output", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert out.read_bytes().startswith(b"business_date,bank_code,") and b"TOTAL,,ALL,5," in out.read_bytes()
+    pdf = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "pdf")
+    assert pdf.returncode == 2 and "pdf" in pdf.stderr
+    exp = await asyncio.to_thread(_cli, db_url, "payments", "export", "2026-11-23", "--format", "sismiop")
+    assert exp.returncode == 0 and exp.stdout.count("\n") == 4
+    bad = await asyncio.to_thread(_cli, db_url, "payments", "export", "23-11-2026", "--format", "sismiop")
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
