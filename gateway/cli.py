@@ -356,20 +356,30 @@ def _settle_close(config: Config, args: argparse.Namespace) -> int:
 
 
 def _settle_report(config: Config, args: argparse.Namespace) -> int:
-    from gateway.settlement.report import settlement_report_csv
+    from gateway.settlement.report import settlement_report_csv, settlement_report_pdf
     from gateway.store.db import connection
     from gateway.store.migrate import migrate
 
     day = _parse_date(args.date)
-    if args.format == "pdf":
-        raise CommandError("settle report: --format pdf is not available yet; use --format csv", 2)
 
-    async def run() -> str:
+    async def run() -> str | bytes:
         async with connection(config) as conn:
             await migrate(conn)
-            return await settlement_report_csv(conn, day, config.banks)
+            if args.format == "csv":
+                return await settlement_report_csv(conn, day, config.banks)
+            return await settlement_report_pdf(conn, day, config)
 
-    _write_output(asyncio.run(run()), args.output)
+    report = asyncio.run(run())
+    if isinstance(report, bytes):
+        if not args.output and sys.stdout.isatty():
+            raise CommandError("settle report: a PDF is not written to a terminal; use --output FILE", 2)
+        if args.output:
+            with open(args.output, "wb") as out:
+                out.write(report)
+        else:
+            sys.stdout.buffer.write(report)
+        return 0
+    _write_output(report, args.output)
     return 0
 
 

@@ -42,3 +42,13 @@ async def settlement_report_csv(conn: asyncpg.Connection, day: datetime.date, ba
     """``banks``: the configured banks (objects with ``code`` and ``name``)."""
     _, items = await report_totals(conn, day)
     return render_csv(day, items, {b.code: b.name for b in banks})
+
+
+async def settlement_report_pdf(conn: asyncpg.Connection, day: datetime.date, config) -> bytes:
+    from gateway.settlement.report_pdf import settlement_pdf
+
+    state, items = await report_totals(conn, day)
+    _, _, closed_at, closed_by = await frozen_totals(conn, day)
+    return settlement_pdf(day=day, items=items, bank_names={b.code: b.name for b in config.banks},
+                          region_name=config.region.name, state=state, closed_at=closed_at, closed_by=closed_by,
+                          tz=config.region.tz)

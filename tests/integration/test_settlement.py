@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import subprocess
 import sys
 import os
@@ -204,9 +205,59 @@ async def test_cli_close_report_export(engine, db, db_url, tmp_path):
                                   "--output", str(out))
     assert rep.returncode == 0, rep.stderr
     assert out.read_bytes().startswith(b"business_date,bank_code,") and b"TOTAL,,ALL,5," in out.read_bytes()
-    pdf = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "pdf")
-    assert pdf.returncode == 2 and "pdf" in pdf.stderr
+    pdf_path = tmp_path / "report.pdf"
+    pdf = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "pdf",
+                                  "--output", str(pdf_path))
+    assert pdf.returncode == 0 and pdf_path.read_bytes()[:5] == b"%PDF-"
     exp = await asyncio.to_thread(_cli, db_url, "payments", "export", "2026-11-23", "--format", "sismiop")
     assert exp.returncode == 0 and exp.stdout.count("\n") == 4
     bad = await asyncio.to_thread(_cli, db_url, "payments", "export", "23-11-2026", "--format", "sismiop")
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+async def test_report_pdf_renders_the_table_with_totals(engine, pool, db, config, clock):
+    import io
+
+    import pypdf
+
+    from gateway.settlement.report import settlement_report_pdf
+
+    await make_day(engine, db)
+    clock.at = clock.at.replace(hour=17)  # 2026-11-24 00:00 Jakarta: past the cut-off of the 23rd
+    await close(pool, config, clock, operator="bendahara")
+    pdf = pypdf.PdfReader(io.BytesIO(await settlement_report_pdf(db, DAY, config)))
+    assert len(pdf.pages) == 1
+    text = " ".join(pdf.pages[0].extract_text().split())
+    assert "Laporan penerimaan PBB-P2 dan BPHTB per bank" in text and "2026-11-23" in text
+    assert "bendahara" in text and "tanda tangan" in text
+    # TOTAL: 5 payments, 1 reversed, net 4 — with the amounts as the CSV has them
+    total = next(r for r in csv.DictReader(io.StringIO(await settlement_report_csv(db, DAY, config.banks)))
+                 if r["bank_code"] == "TOTAL")
+    net = f"Rp{int(total['net_amount']):,}".replace(",", ".")
+    gross = f"Rp{int(total['payments_amount']):,}".replace(",", ".")
+    assert f"TOTAL ALL 5" in text and net in text and gross in text
+
+
+async def test_report_csv_round_trips_to_the_payments(engine, db, config):
+    import io
+
+    await make_day(engine, db)
+    rows = list(csv.DictReader(io.StringIO(await settlement_report_csv(db, DAY, config.banks))))
+    assert list(rows[0]) == ["business_date", "bank_code", "bank_name", "tax", "payments_count", "principal",
+                             "penalty", "payments_amount", "reversals_count", "reversals_amount", "net_count",
+                             "net_amount"]
+    independent = {}
+    for r in await db.fetch("SELECT p.bank_code, p.tax, p.total, r.id IS NOT NULL AS reversed FROM payments p"
+                            " LEFT JOIN reversals r ON r.payment_id = p.id WHERE p.business_date = $1", DAY):
+        entry = independent.setdefault((r["bank_code"], r["tax"]), [0, 0, 0, 0])
+        entry[0] += 1
+        entry[1] += r["total"]
+        entry[2] += r["reversed"]
+        entry[3] += r["total"] if r["reversed"] else 0
+    body = {(r["bank_code"], r["tax"]): [int(r["payments_count"]), int(r["payments_amount"]),
+                                          int(r["reversals_count"]), int(r["reversals_amount"])]
+            for r in rows if r["bank_code"] != "TOTAL"}
+    assert body == independent
+    total = rows[-1]
+    assert (total["bank_code"], total["tax"]) == ("TOTAL", "ALL")
+    assert int(total["net_amount"]) == sum(v[1] - v[3] for v in independent.values())
