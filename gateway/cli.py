@@ -105,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     recon_import.add_argument("file", help="the bank's reconciliation CSV")
     recon_import.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
     _config_arg(recon_import)
+
+    staff = commands.add_parser("staff", help="staff accounts and API tokens").add_subparsers(
+        dest="action", required=True)
+    staff_add = staff.add_parser("add", help="create a staff account (password prompted twice)")
+    staff_add.add_argument("user", metavar="USER")
+    staff_add.add_argument("--role", required=True, choices=["support", "treasury", "admin"])
+    staff_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _config_arg(staff_add)
+    staff_token = staff.add_parser("token", help="issue a bearer token (printed alone on stdout)")
+    staff_token.add_argument("user", metavar="USER")
+    _config_arg(staff_token)
+    staff_revoke = staff.add_parser("revoke", help="end all of a user's tokens and sessions")
+    staff_revoke.add_argument("user", metavar="USER")
+    _config_arg(staff_revoke)
     return parser
 
 
@@ -423,6 +437,62 @@ def _recon_import(config: Config, args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _staff_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    from gateway.staff.passwords import MIN_LENGTH
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise CommandError("staff add: the passwords differ", 2)
+    if len(password) < MIN_LENGTH:
+        raise CommandError(f"staff add: the password must be at least {MIN_LENGTH} characters", 2)
+    return password
+
+
+def _staff(config: Config, args: argparse.Namespace) -> int:
+    from gateway.staff import accounts
+    from gateway.store.db import connection
+    from gateway.store.migrate import migrate
+
+    if not accounts.USERNAME.fullmatch(args.user):
+        raise CommandError(f"staff {args.action}: USER must be 1-64 characters of letters, digits and . _ @ -", 2)
+    password = _staff_password(args) if args.action == "add" else ""
+
+    async def run() -> str | None:
+        async with connection(config) as conn:
+            await migrate(conn)
+            async with conn.transaction():
+                if args.action == "add":
+                    user = await accounts.add_user(conn, args.user, args.role, password)
+                    await accounts.audit(conn, "cli", "staff.add", user.username, {"role": user.role})
+                    return None
+                if args.action == "token":
+                    token = await accounts.issue_token(conn, args.user)
+                    await accounts.audit(conn, "cli", "staff.token", args.user)
+                    return token
+                tokens, sessions = await accounts.revoke_user(conn, args.user)
+                await accounts.audit(conn, "cli", "staff.revoke", args.user,
+                                     {"tokens": tokens, "sessions": sessions})
+                return f"revoked {tokens} token(s) and {sessions} session(s) of {args.user}"
+
+    try:
+        result = asyncio.run(run())
+    except accounts.StaffError as exc:
+        raise CommandError(f"staff {args.action}: {exc}") from None
+    if args.action == "token":
+        sys.stdout.write(result + "\n")
+        sys.stdout.flush()
+    elif args.action == "add":
+        print(f"staff user {args.user} added with role {args.role}", file=sys.stderr)
+    else:
+        print(result, file=sys.stderr)
+    return 0
+
+
 _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], int]] = {
     ("serve", None): _serve,
     ("db", "migrate"): _db_migrate,
@@ -440,4 +510,5 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], i
     ("settle", "report"): _settle_report,
     ("payments", "export"): _payments_export,
     ("recon", "import"): _recon_import,
+    **{("staff", action): _staff for action in ("add", "token", "revoke")},
 }

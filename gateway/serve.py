@@ -17,6 +17,7 @@ from gateway.iso8583.messages import Router
 from gateway.iso8583.server import IsoServer
 from gateway.payment.context import ServiceContext
 from gateway.proofs.keys import KeyStore
+from gateway.staff.accounts import audit_soon
 from gateway.payment.engine import Engine
 from gateway.store.db import create_pool, database_url
 from gateway.store.message_log import MessageLog
@@ -99,6 +100,7 @@ def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext) -> Non
         return
     ctx.banks = {b.code: b for b in config.banks}
     iso.reload(config)
+    audit_soon(ctx.pool, "system", "config.reload", config_path or None, {"banks": sorted(ctx.banks)})
 
 
 async def _housekeeping(pool) -> None:

@@ -17,6 +17,8 @@ from gateway.http.auth import authenticate, peer_address
 from gateway.http.bank_routes import BankRoutes
 from gateway.http.problems import Problem, problem_response
 from gateway.http.public_routes import PublicRoutes
+from gateway.http.staff_routes import MAX_RECON_BYTES, StaffSettlementRoutes
+from gateway.http.staff_session_routes import StaffSessionRoutes
 from gateway.payment.engine import Engine
 from gateway.payment.unit import UNAVAILABLE
 from gateway.proofs.keys import KeyStore
@@ -47,10 +49,13 @@ class HttpServices:
 
 
 def build_app(services: HttpServices) -> web.Application:
-    app = web.Application(middlewares=[_middleware(services)], client_max_size=MAX_BODY_BYTES)
+    # The reconciliation upload may be 64 MiB; every other body is held to 1 MiB by the middleware.
+    app = web.Application(middlewares=[_middleware(services)], client_max_size=MAX_RECON_BYTES)
     app["services"] = services
     app.add_routes(BankRoutes(services).routes())
     app.add_routes(PublicRoutes(services).routes())
+    app.add_routes(StaffSessionRoutes(services).routes())
+    app.add_routes(StaffSettlementRoutes(services).routes())
     from gateway.http.openapi import openapi_route
 
     app.add_routes([openapi_route()])
@@ -68,7 +73,12 @@ def _middleware(services: HttpServices):
         bank: BankConfig | None = None
         try:
             try:
+                limit = MAX_RECON_BYTES if request.path.endswith("/reconciliations") else MAX_BODY_BYTES
+                if (request.content_length or 0) > limit:
+                    raise Problem(413, f"body over {limit} bytes")
                 request["body"] = await request.read()
+                if len(request["body"]) > limit:
+                    raise Problem(413, f"body over {limit} bytes")
                 if is_bank:
                     bank = await authenticate(request, services.banks, services.pool, request["body"])
                     request["bank"] = bank

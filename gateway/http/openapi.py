@@ -619,6 +619,10 @@ HEADERS = {
     "Retry-After": {"description": "Seconds to wait before the next proof check from this address.",
                     "required": True, "schema": integer(minimum=1)},
     "Content-Disposition": {"description": "`inline; filename=\"NTPD.pdf\"`.", "schema": string()},
+    "WWW-Authenticate": {"description": "`Bearer realm=\"gateway staff\"` where one is sent.", "schema": string()},
+    "Set-Cookie": {"description": "`gw_session=…; HttpOnly; Max-Age=43200; Path=/; SameSite=Strict` (and "
+                                  "`Secure` over TLS): the session, valid for 12 hours.",
+                   "required": True, "schema": string()},
 }
 
 
@@ -693,11 +697,23 @@ RESPONSES = {
     "ServiceUnavailable": problem(503, "RC 90: the business date is being closed, try again shortly. RC 91: the "
                                        "host is unavailable; the outcome of a payment may be unknown — reverse "
                                        "or repeat it (with the same `Idempotency-Key`).", ("90", "91")),
+    "StaffBadRequest": problem(400, "Malformed JSON or a missing `username` / `password`; or signing out "
+                                    "without a session."),
+    "StaffUnauthorized": problem(401, "No staff credential (a bank's signature is none), an unknown or revoked "
+                                      "bearer token, an unknown, expired or ended session, or a wrong username "
+                                      "or password.", headers={"WWW-Authenticate": header("WWW-Authenticate")}),
+    "StaffForbidden": {
+        "description": "An unsafe request of a session without its `X-CSRF-Token`, or a role not allowed this "
+                       "route: RC 05.",
+        "headers": {"X-Request-Id": header("X-Request-Id")},
+        "content": {PROBLEM_JSON: {"schema": {"allOf": [ref("Problem"), {
+            "properties": {"status": {"const": 403}, "response_code": {"enum": ["05"]}}}]}}}},
 }
 
 
 def problems(*names: str) -> dict[str, Any]:
     status = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404",
+              "StaffBadRequest": "400", "StaffUnauthorized": "401", "StaffForbidden": "403",
               "Conflict": "409", "PayloadTooLarge": "413", "UnprocessableContent": "422",
               "TooManyRequests": "429", "InternalServerError": "500", "ServiceUnavailable": "503"}
     return {status[n]: {"$ref": f"#/components/responses/{n}"} for n in names}
@@ -740,6 +756,87 @@ def public_operation(operation_id: str, tag: str, summary: str, description: str
                      *, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"operationId": operation_id, "tags": [tag], "summary": summary, "description": description,
             "security": [], "parameters": [*(parameters or []), param("RequestId")], "responses": responses}
+
+
+STAFF_SECURITY = [{"StaffBearer": []}, {"StaffSession": []}]
+STAFF_PROBLEMS = ("StaffUnauthorized", "StaffForbidden", "InternalServerError", "ServiceUnavailable")
+
+
+def staff_operation(operation_id: str, summary: str, description: str, responses: dict[str, Any], *,
+                    csrf: bool = False, security: list | None = None,
+                    body: dict[str, Any] | None = None) -> dict[str, Any]:
+    parameters = [param("RequestId")]
+    if csrf:
+        parameters.insert(0, {"name": "X-CSRF-Token", "in": "header", "required": False,
+                              "description": "The session's `csrf_token`: required with a session cookie "
+                                             "(403 without it), not with a bearer token.",
+                              "schema": string()})
+    out: dict[str, Any] = {"operationId": operation_id, "tags": ["Staff"], "summary": summary,
+                           "description": description,
+                           "security": STAFF_SECURITY if security is None else security,
+                           "parameters": parameters}
+    if body:
+        out["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    out["responses"] = dict(sorted(responses.items()))
+    return out
+
+
+def _with_date(operation: dict[str, Any], *extra: dict[str, Any]) -> dict[str, Any]:
+    operation["parameters"] = [{"name": "date", "in": "path", "required": True,
+                                "description": "The business date, YYYY-MM-DD.", "schema": string(format="date")},
+                               *extra, *operation["parameters"]]
+    return operation
+
+
+_SETTLEMENT_ROW = {"type": "object", "description": "The settlement report's columns as members (operations.md)."}
+_SETTLEMENT = obj({
+    "business_date": string(format="date"), "status": string(enum=["open", "closing", "closed"]),
+    "closed_at": {"type": ["string", "null"], "format": "date-time"}, "closed_by": {"type": ["string", "null"]},
+    "rows": {"type": "array", "items": _SETTLEMENT_ROW}, "total": _SETTLEMENT_ROW})
+_RECON = obj({"summary": {"type": "object", "additionalProperties": {"type": "integer"}},
+              "new_items": integer(), "rows": {"type": "array", "items": {"type": "object"}}})
+
+SETTLEMENT_PATHS: dict[str, Any] = {
+    "/v1/settlements/{date}": {"get": _with_date(staff_operation(
+        "settlementStatus", "A business date's settlement",
+        "Status (open, closing, closed), close time and operator, and the totals per bank and tax (running "
+        "totals while the date is open). Roles: support, treasury, admin. Audited.",
+        {"200": ok(_SETTLEMENT, "The settlement."), **problems("StaffBadRequest", *STAFF_PROBLEMS)}))},
+    "/v1/settlements/{date}/close": {"post": _with_date(staff_operation(
+        "settlementClose", "Close a business date",
+        "The five steps of operations.md: refused before the date's cut-off (409); while closing, financial "
+        "messages of the date get RC 90; an invariant mismatch aborts the close and leaves the date open (409); "
+        "closing a closed date answers the frozen totals again. Roles: treasury, admin. Audited.",
+        {"200": ok(_SETTLEMENT, "The closed date."),
+         "409": ok(ref("Problem"), "Not closable now: before the cut-off, or an invariant mismatch.",
+                   media="application/problem+json"),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}, csrf=True))},
+    "/v1/settlements/{date}/reconciliations": {
+        "post": _with_date(staff_operation(
+            "reconciliationUpload", "Reconcile a bank's file",
+            "Body: the bank's reconciliation CSV (text/csv, up to 64 MiB). Answers the summary per class and the "
+            "report rows; anything but `matched` opens a reconciliation item (once: importing the same file "
+            "again opens none). A malformed file → 400 naming line and column. Roles: treasury, admin. Audited.",
+            {"200": ok(_RECON, "The reconciliation report."), **problems("StaffBadRequest", *STAFF_PROBLEMS)},
+            csrf=True), {"name": "bank", "in": "query", "required": True, "description": "The bank's code.",
+                         "schema": string()}),
+        "get": _with_date(staff_operation(
+            "reconciliationReports", "Reconciliation reports of a date",
+            "The reports made for the date, oldest first. Roles: support, treasury, admin.",
+            {"200": ok(obj({"reports": {"type": "array", "items": {"type": "object"}}}), "The reports."),
+             **problems("StaffBadRequest", *STAFF_PROBLEMS)})),
+    },
+    "/v1/settlements/{date}/report.csv": {"get": _with_date(staff_operation(
+        "settlementReportCsv", "Settlement report (CSV)", "The treasury statement as CSV (operations.md).",
+        {"200": ok(string("CSV."), "The report.", media="text/csv"),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}))},
+    "/v1/settlements/{date}/report.pdf": {"get": _with_date(staff_operation(
+        "settlementReportPdf", "Settlement report (PDF)",
+        "The treasury statement as PDF: a table per bank and tax with totals, close time, operator and a "
+        "signature line.",
+        {"200": ok(string("PDF."), "The report.", media="application/pdf"),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}))},
+}
 
 
 REPLAYED = {"Idempotent-Replayed": header("Idempotent-Replayed")}
@@ -849,6 +946,30 @@ PATHS: dict[str, Any] = {
         "Prometheus text exposition format: messages by MTI / processing code / RC / channel / bank, latency "
         "histograms, in-flight requests, connections, database pool.",
         {"200": ok(string("Prometheus text format."), "The metrics.", media="text/plain")})},
+    "/v1/staff/session": {
+        "post": staff_operation(
+            "staffSignIn", "Staff sign-in",
+            "Sign in with a password: sets the HttpOnly, SameSite=Strict session cookie `gw_session` (12 hours) "
+            "and answers the session's CSRF token, which every unsafe request of the session sends as "
+            "`X-CSRF-Token`. Wrong credentials → 401. Audited.",
+            {"200": ok(obj({"csrf_token": string("Send as `X-CSRF-Token` on unsafe requests.", minLength=1)}),
+                       "Signed in.", headers={"Set-Cookie": header("Set-Cookie")}),
+             **problems("StaffBadRequest", "StaffUnauthorized", "PayloadTooLarge", "InternalServerError",
+                        "ServiceUnavailable")},
+            security=[], body=obj({"username": string(minLength=1), "password": string(minLength=1)})),
+        "delete": staff_operation(
+            "staffSignOut", "Staff sign-out",
+            "End this session (needs its `X-CSRF-Token`). Audited.",
+            {"204": {"description": "Signed out; the cookie is cleared.",
+                     "headers": {"X-Request-Id": header("X-Request-Id")}},
+             **problems("StaffBadRequest", *STAFF_PROBLEMS)}, csrf=True),
+    },
+    "/v1/staff/me": {"get": staff_operation(
+        "staffMe", "The signed-in staff user", "Who the credential belongs to, and their role. Audited.",
+        {"200": ok(obj({"username": string(minLength=1), "role": string(enum=["support", "treasury", "admin"])}),
+                   "The staff user."),
+         **problems(*STAFF_PROBLEMS)})},
+    **SETTLEMENT_PATHS,
     "/openapi.json": {"get": public_operation(
         "openapi", "Operations", "This document", "The OpenAPI 3.1 document of this API.",
         {"200": ok(ref("OpenApiDocument"), "This document.")})},
@@ -865,6 +986,12 @@ SECURITY_SCHEMES = {
               "description": "16–64 characters of `[A-Za-z0-9_-]`, new for every request; a nonce the bank "
                              "already used within the 300 s window is a replay → 401."},
     "Signature": {"type": "apiKey", "in": "header", "name": "X-Signature", "description": SIGNING},
+    "StaffBearer": {"type": "http", "scheme": "bearer",
+                    "description": "A staff bearer token from `gateway staff token USER`, valid until "
+                                   "`gateway staff revoke USER`."},
+    "StaffSession": {"type": "apiKey", "in": "cookie", "name": "gw_session",
+                     "description": "The session cookie of `POST /v1/staff/session`; unsafe requests also send "
+                                    "`X-CSRF-Token`."},
 }
 
 DOCUMENT: dict = {
@@ -879,6 +1006,8 @@ DOCUMENT: dict = {
         {"name": "Payments", "description": "Reversals, a bank's own payments and their receipts. "
                                             "Bank-authenticated."},
         {"name": "Public", "description": "The public proof check and its keys. No authentication."},
+        {"name": "Staff", "description": "Staff sign-in and accounts: a bearer token or a session cookie. "
+                                         "Every staff action is audited."},
         {"name": "Operations", "description": "Health, readiness, metrics and this document."},
     ],
     "paths": PATHS,

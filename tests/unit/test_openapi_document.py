@@ -87,13 +87,17 @@ def test_idempotent_posts_require_the_key_and_document_replays():
         assert {"400", "409", "413", "422"} <= set(operation["responses"])
 
 
-def test_bank_routes_need_the_signature_and_public_ones_do_not():
+def test_bank_routes_need_the_signature_staff_routes_a_staff_credential_public_ones_nothing():
+    bank_security = [{"BankCode": [], "Timestamp": [], "Nonce": [], "Signature": []}]
+    staff_security = [{"StaffBearer": []}, {"StaffSession": []}]
     for path, item in DOCUMENT["paths"].items():
-        for operation in item.values():
+        for method, operation in item.items():
             bank = path.startswith(("/v1/pbb/", "/v1/bphtb/", "/v1/reversals", "/v1/payments"))
-            assert operation["security"] == ([{"BankCode": [], "Timestamp": [], "Nonce": [], "Signature": []}]
-                                             if bank else []), path
-            assert ("401" in operation["responses"]) == bank, path
+            staff_path = path.startswith(("/v1/staff/", "/v1/settlements/"))
+            sign_in = path == "/v1/staff/session" and method == "post"
+            expected = bank_security if bank else (staff_security if staff_path and not sign_in else [])
+            assert operation["security"] == expected, path
+            assert ("401" in operation["responses"]) == (bank or staff_path), path
 
 
 # -- the app's routes and the document's ---------------------------------------------------------------
@@ -124,7 +128,8 @@ def test_literal_paths_win_over_templates():
     assert find_path("/v1/payments/261123100000001210/receipt.pdf") == "/v1/payments/{ntpd}/receipt.pdf"
     assert find_path("/v1/pbb/bills/327501000100100010") == "/v1/pbb/bills/{nop}"
     assert find_path("/v1/pbb/bills/32.75.010.001.001-0001.0/2026") == "/v1/pbb/bills/{nop}/{tax_year}"
-    assert find_path("/v1/settlements/2026-11-23") is None
+    assert find_path("/v1/settlements/2026-11-23") == "/v1/settlements/{date}"
+    assert find_path("/v1/transactions/1") is None  # not served yet
 
 
 # -- the check passes good answers and fails wrong ones ------------------------------------------------
