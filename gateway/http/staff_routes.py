@@ -48,8 +48,10 @@ class StaffSettlementRoutes:
         ]
 
     async def status(self, request: web.Request) -> web.Response:
-        await staff_user(request, READ)
+        user = await staff_user(request, READ)
         day = _day(request)
+        if request.method == "GET":
+            await audit_staff(request, user, "settlement.view", day.isoformat())
         names = {b.code: b.name for b in self.s.config.banks}
         async with self.s.pool.acquire(timeout=3) as conn:
             state, items = await report_totals(conn, day)
@@ -107,8 +109,9 @@ class StaffSettlementRoutes:
         })
 
     async def reports(self, request: web.Request) -> web.Response:
-        await staff_user(request, READ)
+        user = await staff_user(request, READ)
         day = _day(request)
+        await audit_staff(request, user, "reconciliation.view", day.isoformat())
         async with self.s.pool.acquire(timeout=3) as conn:
             rows = await conn.fetch(
                 "SELECT id, bank_code, file_name, counts, new_items, imported_at FROM recon_reports"
@@ -119,13 +122,15 @@ class StaffSettlementRoutes:
              "imported_at": r["imported_at"].astimezone(self.s.tz).isoformat(timespec="seconds")} for r in rows]})
 
     async def report_csv(self, request: web.Request) -> web.Response:
-        await staff_user(request, READ)
+        user = await staff_user(request, READ)
+        await audit_staff(request, user, "settlement.report", f"{request.match_info['date']} csv")
         async with self.s.pool.acquire(timeout=3) as conn:
             text = await settlement_report_csv(conn, _day(request), self.s.config.banks)
         return web.Response(text=text, content_type="text/csv")
 
     async def report_pdf(self, request: web.Request) -> web.Response:
-        await staff_user(request, READ)
+        user = await staff_user(request, READ)
+        await audit_staff(request, user, "settlement.report", f"{request.match_info['date']} pdf")
         async with self.s.pool.acquire(timeout=3) as conn:
             pdf = await settlement_report_pdf(conn, _day(request), self.s.config)
         return web.Response(body=pdf, content_type="application/pdf")
