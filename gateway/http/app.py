@@ -19,6 +19,7 @@ from gateway.http.problems import Problem, problem_response
 from gateway.http.public_routes import PublicRoutes
 from gateway.http.staff_routes import MAX_RECON_BYTES, StaffSettlementRoutes
 from gateway.http.staff_session_routes import StaffSessionRoutes
+from gateway.http.staff_support_routes import StaffSupportRoutes
 from gateway.payment.engine import Engine
 from gateway.payment.unit import UNAVAILABLE
 from gateway.proofs.keys import KeyStore
@@ -56,6 +57,7 @@ def build_app(services: HttpServices) -> web.Application:
     app.add_routes(PublicRoutes(services).routes())
     app.add_routes(StaffSessionRoutes(services).routes())
     app.add_routes(StaffSettlementRoutes(services).routes())
+    app.add_routes(StaffSupportRoutes(services).routes())
     from gateway.http.openapi import openapi_route
 
     app.add_routes([openapi_route()])

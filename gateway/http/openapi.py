@@ -839,6 +839,67 @@ SETTLEMENT_PATHS: dict[str, Any] = {
 }
 
 
+def _with_params(operation: dict[str, Any], *params: dict[str, Any]) -> dict[str, Any]:
+    operation["parameters"] = [*params, *operation["parameters"]]
+    return operation
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": string(**schema) if not schema.get("type") else schema}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "description": "The transaction's (payment's) id.",
+       "schema": string(pattern="^[0-9]{1,18}$")}
+_TRANSACTION = obj({
+    "id": integer(), "tax": string(enum=["PBB", "BPHTB"]), "bill_id": string(), "tax_year": integer(),
+    "bank": string(), "ntpd": string(), "rrn": {"type": ["string", "null"]}, "stan": {"type": ["string", "null"]},
+    "status": string(enum=["paid", "reversed"]), "business_date": string(format="date"), "amount": integer(),
+    "last_response_code": string(), "updated_at": string(format="date-time")})
+
+SUPPORT_PATHS: dict[str, Any] = {
+    "/v1/transactions": {"get": _with_params(staff_operation(
+        "transactionSearch", "Search transactions",
+        "Payments by NOP (any form), registration number, NTPD, RRN, STAN, bank, business date or last response "
+        "code; newest first, at most 100 (`before=ID` pages on). Roles: support, treasury, admin. Audited.",
+        {"200": ok(obj({"transactions": {"type": "array", "items": _TRANSACTION}}), "The transactions."),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}),
+        _query("nop", "NOP, digits or display form."), _query("registration_number", "SSPD registration number."),
+        _query("ntpd", "NTPD."), _query("rrn", "Retrieval reference number."), _query("stan", "STAN."),
+        _query("bank", "Bank code."), _query("date", "Business date.", format="date"),
+        _query("rc", "Last response code sent about the payment."), _query("before", "Page on: ids below this."))},
+    "/v1/transactions/{id}": {"get": _with_params(staff_operation(
+        "transactionStory", "The story of a transaction",
+        "Every message in and out (masked), the quotes, the payment, its reversal, tombstones, reconciliation "
+        "results and staff notes, in time order. Roles: support, treasury, admin. Audited.",
+        {"200": ok({"type": "object"}, "The story."), **problems(*STAFF_PROBLEMS)}), _ID)},
+    "/v1/transactions/{id}/notes": {"post": _with_params(staff_operation(
+        "transactionNote", "Annotate a transaction",
+        "Adds a staff note (append-only). Roles: support, treasury, admin. Audited.",
+        {"201": ok(obj({"payment_id": integer(), "author": string(), "note": string()}), "The note."),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}, csrf=True,
+        body=obj({"note": string(minLength=1, maxLength=2000)})), _ID)},
+    "/v1/reconciliation-items": {"get": _with_params(staff_operation(
+        "reconciliationItems", "Open reconciliation items",
+        "The work queue: every open item (anything a reconciliation did not find `matched`), optionally of one "
+        "business date. Roles: support, treasury, admin. Audited.",
+        {"200": ok(obj({"items": {"type": "array", "items": {"type": "object"}}}), "The open items."),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}), _query("date", "Business date.", format="date"))},
+    "/v1/reconciliation-items/{id}/resolve": {"post": _with_params(staff_operation(
+        "reconciliationResolve", "Resolve a reconciliation item",
+        "Resolved with a note — accepted, corrected (by a reversal made through the bank channel) or escalated; "
+        "payments are never edited. A resolved item → 409. Roles: support, treasury, admin. Audited.",
+        {"200": ok(obj({"id": integer(), "status": string(enum=["resolved"]),
+                        "resolution": string(enum=["accepted", "corrected", "escalated"]),
+                        "resolved_by": string()}), "Resolved."),
+         "409": ok(ref("Problem"), "Already resolved.", media="application/problem+json"),
+         **problems("StaffBadRequest", *STAFF_PROBLEMS)}, csrf=True,
+        body=obj({"resolution": string(enum=["accepted", "corrected", "escalated"]), "note": string(minLength=1)})),
+        {"name": "id", "in": "path", "required": True, "description": "The item's id.",
+         "schema": string(pattern="^[0-9]{1,18}$")})},
+}
+
+
 REPLAYED = {"Idempotent-Replayed": header("Idempotent-Replayed")}
 
 PATHS: dict[str, Any] = {
@@ -970,6 +1031,7 @@ PATHS: dict[str, Any] = {
                    "The staff user."),
          **problems(*STAFF_PROBLEMS)})},
     **SETTLEMENT_PATHS,
+    **SUPPORT_PATHS,
     "/openapi.json": {"get": public_operation(
         "openapi", "Operations", "This document", "The OpenAPI 3.1 document of this API.",
         {"200": ok(ref("OpenApiDocument"), "This document.")})},

@@ -154,3 +154,82 @@ async def test_close_a_past_day_with_roles_audit_90_and_57(make_gateway, db, db_
     for expected in ("denied", "session.login", "settlement.close.refused", "settlement.close", "settlement.view",
                      "settlement.report", "reconciliation.import"):
         assert expected in actions, (expected, actions)
+
+
+async def test_transaction_search_story_notes_and_item_resolution(make_gateway, db):
+    gw = make_gateway(banks=BANKS)
+    nop = NOPS[0]
+    await add_pbb(db, nop=nop, year=2026, due=dt.date(2099, 8, 31), principal=100_000)
+    await add_pbb(db, nop=NOPS[1], year=2026, due=dt.date(2099, 8, 31), principal=100_000)
+    add_user(gw, "budi", "support")
+    add_user(gw, "siti", "treasury")
+    support = {"Authorization": f"Bearer {token_for(gw, 'budi')}"}
+    treasury = {"Authorization": f"Bearer {token_for(gw, 'siti')}"}
+    async with gw.client() as iso:
+        assert (await iso.request(iso.inquiry("pbb", nop + "2026")))["39"] == "00"
+        refused = iso.payment("pbb", nop + "2026", 99_999)
+        assert (await iso.request(refused))["39"] == "13"
+        payment = iso.payment("pbb", nop + "2026", 100_000)
+        paid = await iso.request(payment)
+        assert paid["39"] == "00"
+        assert (await iso.request(iso.reversal(payment)))["39"] == "00"
+        other = await iso.request(iso.payment("pbb", NOPS[1] + "2026", 100_000))
+        assert other["39"] == "00"
+    day = dt.date.fromisoformat(str(await db.fetchval("SELECT business_date FROM payments LIMIT 1")))
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        display = "32.75.010.001.001-0001.0"
+        status, _, found = await call(http, gw, "GET", f"/v1/transactions?nop={display}", headers=support)
+        assert status == 200 and [t["ntpd"] for t in found["transactions"]] == [paid["47"]]
+        t = found["transactions"][0]
+        assert (t["status"], t["amount"], t["bank"], t["stan"]) == ("reversed", 100_000, "110", payment["11"])
+        for query in (f"ntpd={paid['47']}", f"stan={payment['11']}", f"rrn={payment['37']}"):
+            status, _, by = await call(http, gw, "GET", f"/v1/transactions?{query}", headers=support)
+            assert [x["id"] for x in by["transactions"]] == [t["id"]], query
+        status, _, both = await call(http, gw, "GET", f"/v1/transactions?bank=110&date={day}", headers=support)
+        assert len(both["transactions"]) == 2 and both["transactions"][0]["id"] > both["transactions"][1]["id"]
+        status, _, _ = await call(http, gw, "GET", "/v1/transactions?nop=12", headers=support)
+        assert status == 400
+
+        # The story: the refused attempt, the payment and its reversal, as the message log recorded them.
+        for _ in range(100):
+            status, _, story = await call(http, gw, "GET", f"/v1/transactions/{t['id']}", headers=support)
+            codes = [(m["direction"], m["mti"], m["response_code"]) for m in story["messages"]]
+            if ("out", "0410", "00") in codes:
+                break
+            await asyncio.sleep(0.05)
+        assert ("out", "0210", "13") in codes and ("out", "0210", "00") in codes and ("out", "0410", "00") in codes
+        assert story["reversal"]["amount"] == 100_000 and story["quotes"][0]["total"] == 100_000
+        status, _, _ = await call(http, gw, "POST", f"/v1/transactions/{t['id']}/notes", headers=support,
+                                  json={"note": "taxpayer called: the teller reversed it, paid again later"})
+        assert status == 201
+        status, _, story = await call(http, gw, "GET", f"/v1/transactions/{t['id']}", headers=support)
+        assert [n["note"] for n in story["notes"]] == ["taxpayer called: the teller reversed it, paid again later"]
+        status, _, _ = await call(http, gw, "GET", "/v1/transactions/999999", headers=support)
+        assert status == 404
+
+        # A reconciliation item resolved with a note; the payment is untouched.
+        header = b"business_date,bank_code,ntpd,ntb,rrn,stan,transmission_datetime,tax,bill_id,amount,status\n"
+        status, _, report = await call(http, gw, "POST", f"/v1/settlements/{day}/reconciliations?bank=110",
+                                       headers={**treasury, "Content-Type": "text/csv"}, data=header)
+        assert status == 200 and report["summary"]["missing_at_bank"] == 1
+        status, _, items = await call(http, gw, "GET", f"/v1/reconciliation-items?date={day}", headers=support)
+        assert [i["ntpd"] for i in items["items"]] == [other["47"]]
+        item = items["items"][0]["id"]
+        resolve = f"/v1/reconciliation-items/{item}/resolve"
+        status, _, _ = await call(http, gw, "POST", resolve, headers=support, json={"resolution": "later", "note": "x"})
+        assert status == 400
+        status, _, done = await call(http, gw, "POST", resolve, headers=support,
+                                     json={"resolution": "accepted", "note": "bank confirmed by phone"})
+        assert status == 200 and done["resolved_by"] == "budi"
+        status, _, _ = await call(http, gw, "POST", resolve, headers=support,
+                                  json={"resolution": "accepted", "note": "again"})
+        assert status == 409
+        status, _, items = await call(http, gw, "GET", f"/v1/reconciliation-items?date={day}", headers=support)
+        assert items["items"] == []
+    assert await db.fetchval("SELECT count(*) FROM payments") == 2
+    row = await db.fetchrow("SELECT resolution, resolution_note, resolved_by FROM recon_items WHERE id = $1", item)
+    assert tuple(row) == ("accepted", "bank confirmed by phone", "budi")
+    actions = {r["action"] for r in await db.fetch("SELECT action FROM audit_log")}
+    assert {"transactions.search", "transactions.story", "transactions.note", "reconciliation.items",
+            "reconciliation.resolve", "reconciliation.import"} <= actions

@@ -93,7 +93,8 @@ def test_bank_routes_need_the_signature_staff_routes_a_staff_credential_public_o
     for path, item in DOCUMENT["paths"].items():
         for method, operation in item.items():
             bank = path.startswith(("/v1/pbb/", "/v1/bphtb/", "/v1/reversals", "/v1/payments"))
-            staff_path = path.startswith(("/v1/staff/", "/v1/settlements/"))
+            staff_path = path.startswith(("/v1/staff/", "/v1/settlements/", "/v1/transactions",
+                                          "/v1/reconciliation-items"))
             sign_in = path == "/v1/staff/session" and method == "post"
             expected = bank_security if bank else (staff_security if staff_path and not sign_in else [])
             assert operation["security"] == expected, path
@@ -129,7 +130,8 @@ def test_literal_paths_win_over_templates():
     assert find_path("/v1/pbb/bills/327501000100100010") == "/v1/pbb/bills/{nop}"
     assert find_path("/v1/pbb/bills/32.75.010.001.001-0001.0/2026") == "/v1/pbb/bills/{nop}/{tax_year}"
     assert find_path("/v1/settlements/2026-11-23") == "/v1/settlements/{date}"
-    assert find_path("/v1/transactions/1") is None  # not served yet
+    assert find_path("/v1/transactions/1") == "/v1/transactions/{id}"
+    assert find_path("/v1/console/") is None  # not served yet
 
 
 # -- the check passes good answers and fails wrong ones ------------------------------------------------
@@ -222,7 +224,7 @@ def test_refused_payment_must_not_carry_a_proof():
     ("GET", INQUIRY, 404, problem(404), "status 404 is not documented"),
     ("GET", "/healthz", 401, problem(401), "status 401 is not documented"),
     ("POST", "/v1/pbb/bills/327501000100100010", 200, {}, "POST is not documented"),
-    ("GET", "/v1/transactions", 200, {}, "matches no route"),
+    ("GET", "/v1/console/items", 200, {}, "matches no route"),
 ])
 def test_wrong_problems_and_undocumented_answers_fail(method, path, status, body, message):
     with pytest.raises(AssertionError) as failure:
