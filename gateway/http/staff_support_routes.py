@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.domain.errors import FormatError
 from gateway.domain.nop import parse_nop
+from gateway.http.bank_routes import json_body
 from gateway.http.problems import Problem
 from gateway.http.staff_auth import audit_staff, staff_user
 from gateway.store import transactions as store
@@ -35,16 +36,6 @@ def _record(row, *, json_fields: tuple[str, ...] = ()) -> dict[str, Any] | None:
         if isinstance(out.get(name), str):
             out[name] = json.loads(out[name])
     return out
-
-
-def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request["body"] or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Problem(400, "body is not valid JSON", "30") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "body must be a JSON object", "30")
-    return body
 
 
 def _id(request: web.Request) -> int:
@@ -110,7 +101,7 @@ class StaffSupportRoutes:
     async def note(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
         payment_id = _id(request)
-        text = _body(request).get("note")
+        text = json_body(request).get("note")
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= 2000:
             raise Problem(400, "note: 1-2000 characters required", "30")
         async with self.s.pool.acquire(timeout=3) as conn:
@@ -137,7 +128,7 @@ class StaffSupportRoutes:
     async def resolve(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
         item_id = _id(request)
-        body = _body(request)
+        body = json_body(request)
         resolution, note = body.get("resolution"), body.get("note")
         if resolution not in RESOLUTIONS:
             raise Problem(400, f"resolution: one of {', '.join(RESOLUTIONS)}", "30")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gateway.bills.importer import ImportFileError, check_header
 from gateway.settlement.csvout import to_csv
 from gateway.settlement.errors import ReconFileError
 
@@ -106,20 +107,11 @@ def _fail(path: str, line: int, column: str, reason: str) -> ReconFileError:
 
 
 def _check_header(path: str, header: list[str]) -> list[int]:
-    names = [h.strip() for h in header]
-    problems = []
-    unknown = [n for n in names if n not in FILE_COLUMNS]
-    if unknown:
-        problems.append("unknown column(s) " + ", ".join(repr(n) for n in unknown))
-    missing = [c for c in FILE_COLUMNS if c not in names]
-    if missing:
-        problems.append("missing column(s) " + ", ".join(missing))
-    duplicated = sorted({n for n in names if names.count(n) > 1 and n in FILE_COLUMNS})
-    if duplicated:
-        problems.append("duplicate column(s) " + ", ".join(duplicated))
-    if problems:
-        raise ReconFileError(f"{path}:1: wrong header: {'; '.join(problems)} (expected {','.join(FILE_COLUMNS)})")
-    return [names.index(c) for c in FILE_COLUMNS]
+    """The same header rules as every CSV the gateway reads (bills/importer.py)."""
+    try:
+        return check_header(path, header, FILE_COLUMNS)
+    except ImportFileError as exc:
+        raise ReconFileError(str(exc)) from None
 
 
 def _parse_row(path: str, line: int, v: dict[str, str], day: datetime.date, bank: str) -> BankRow:
