@@ -72,6 +72,18 @@ def check_utf8(path: str) -> None:
         raise ImportFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def read_header(path: str, reader, columns: tuple[str, ...]) -> tuple[list[str], list[int]]:
+    """The header line of a CSV reader and each expected column's index; ImportFileError when the file is
+    empty, malformed at line 1, or has a wrong header. Shared by every CSV the gateway reads."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError(f"{path}: empty file, expected a header line") from None
+    except csv.Error as exc:
+        raise ImportFileError(f"{path}:1: malformed CSV: {exc}") from None
+    return header, check_header(path, header, columns)
+
+
 def check_header(path: str, header: list[str], columns: tuple[str, ...]) -> list[int]:
     """For each expected column, its index in the file's rows; ImportFileError for a wrong header."""
     names = [h.strip() for h in header]
@@ -173,13 +185,7 @@ async def import_file(conn: asyncpg.Connection, tax: str, path: str, *, strict: 
     progress = _Progress(err, path, size)
     with f:
         reader = csv.reader(progress.lines(f), strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportFileError(f"{path}: empty file, expected a header line") from None
-        except csv.Error as exc:
-            raise ImportFileError(f"{path}:1: malformed CSV: {exc}") from None
-        positions = check_header(path, header, columns)
+        header, positions = read_header(path, reader, columns)
         order = {name.strip(): i for i, name in enumerate(header)}
         pick = operator.itemgetter(*positions)
         width = len(header)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.bills.importer import ImportFileError, check_header
+from gateway.bills.importer import ImportFileError, read_header
 from gateway.settlement.csvout import to_csv
 from gateway.settlement.errors import ReconFileError
 
@@ -106,14 +106,6 @@ def _fail(path: str, line: int, column: str, reason: str) -> ReconFileError:
     return ReconFileError(f"{path}:{line}: {column}: {reason}")
 
 
-def _check_header(path: str, header: list[str]) -> list[int]:
-    """The same header rules as every CSV the gateway reads (bills/importer.py)."""
-    try:
-        return check_header(path, header, FILE_COLUMNS)
-    except ImportFileError as exc:
-        raise ReconFileError(str(exc)) from None
-
-
 def _parse_row(path: str, line: int, v: dict[str, str], day: datetime.date, bank: str) -> BankRow:
     def bad(column: str, reason: str) -> ReconFileError:
         return _fail(path, line, column, reason)
@@ -170,12 +162,9 @@ def parse_file(path: str, data: bytes, day: datetime.date, bank: str) -> list[Ba
                              f"(byte 0x{data[exc.start]:02x})") from None
     reader = csv.reader(text.splitlines(keepends=True), strict=True)
     try:
-        header = next(reader)
-    except StopIteration:
-        raise ReconFileError(f"{path}: empty file, expected a header line") from None
-    except csv.Error as exc:
-        raise ReconFileError(f"{path}:1: malformed CSV: {exc}") from None
-    positions = _check_header(path, header)
+        header, positions = read_header(path, reader, FILE_COLUMNS)
+    except ImportFileError as exc:
+        raise ReconFileError(str(exc)) from None
     rows: list[BankRow] = []
     while True:
         try:
