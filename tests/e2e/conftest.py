@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def bank_toml(code: str, port: int | None = None, **options) -> str:
+    lines = ["[[banks]]", f'code = "{code}"', f'name = "BANK {code}"', 'allow = ["127.0.0.1/32"]']
+    if port:
+        lines.append(f'iso_listen = "127.0.0.1:{port}"')
+    for key, value in options.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
 
 
 DEFAULT_BANKS = """

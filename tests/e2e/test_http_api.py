@@ -510,16 +510,11 @@ async def test_503_90_while_the_date_is_closing(gateway, db, http_client):
 
 
 async def test_503_91_database_unreachable(make_gateway, db_url, db, http_client):
-    from e2e.test_iso_codes import PgProxy
+    from e2e.test_iso_codes import gateway_behind_proxy
 
     await add_pbb(db, due=FAR_DUE)
-    proxy = PgProxy(db_url)
-    await proxy.start()
-    gw = make_gateway(extra="[database]\ncommand_timeout_ms = 2000\nconnect_timeout_ms = 1000\npool_min = 1\n",
-                      start=False)
-    gw.db_url = proxy.url
+    gw, proxy = await gateway_behind_proxy(make_gateway, db_url)
     try:
-        await asyncio.to_thread(gw.start)
         await wait_http(gw)
         bank = http_client(gw=gw)
         assert_business(await bank.pbb_inquiry(NOP, YEAR), "00")

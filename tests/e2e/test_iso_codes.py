@@ -6,7 +6,6 @@ matter and the rows left (or not left) in the database.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from billdata import add_bphtb, add_pbb
-from e2e.conftest import free_port
+from e2e.conftest import bank_toml, free_port
 from gateway.domain.bills import Tax
 from gateway.domain.business_day import business_date
 from gateway.domain.ntpd import make_ntpd, parse_ntpd
@@ -40,15 +39,6 @@ JAKARTA = ZoneInfo("Asia/Jakarta")
 def today() -> date:
     """The business date the gateway gives a message sent now (default region and cut-off)."""
     return business_date(datetime.now(UTC), JAKARTA, time(23, 0))
-
-
-def bank_toml(code: str, port: int | None = None, **options) -> str:
-    lines = ["[[banks]]", f'code = "{code}"', f'name = "BANK {code}"', 'allow = ["127.0.0.1/32"]']
-    if port:
-        lines.append(f'iso_listen = "127.0.0.1:{port}"')
-    for key, value in options.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
 
 
 def two_banks(make_gateway, **extra):
@@ -694,16 +684,23 @@ class PgProxy:
         self.writers.discard(up_writer)
 
 
-async def test_91_database_unreachable(make_gateway, db_url, db):
-    await add_pbb(db, due=FAR_DUE)
-    await add_pbb(db, year=2025, due=FAR_DUE)
+async def gateway_behind_proxy(make_gateway, db_url: str):
+    """A gateway whose database connections go through a PgProxy that a test can cut, with short
+    database timeouts so that a cut is answered 91 quickly."""
     proxy = PgProxy(db_url)
     await proxy.start()
     gw = make_gateway(extra="[database]\ncommand_timeout_ms = 2000\nconnect_timeout_ms = 1000\npool_min = 1\n",
                       start=False)
     gw.db_url = proxy.url
+    await asyncio.to_thread(gw.start)
+    return gw, proxy
+
+
+async def test_91_database_unreachable(make_gateway, db_url, db):
+    await add_pbb(db, due=FAR_DUE)
+    await add_pbb(db, year=2025, due=FAR_DUE)
+    gw, proxy = await gateway_behind_proxy(make_gateway, db_url)
     try:
-        await asyncio.to_thread(gw.start)
         async with gw.client(timeout_s=15) as bank:
             assert (await bank.request(bank.inquiry("pbb", PBB_ID)))["39"] == "00"
             await proxy.cut()

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from datetime import date
 
 import pytest
 
 from billdata import add_pbb
+from e2e.conftest import bank_toml
 from gateway.banksim.client import IsoClient
 from gateway.iso8583 import framing, mac
 from gateway.iso8583.spec import decode, encode
@@ -26,15 +26,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def bank_toml(code: str, port: int | None = None, **options) -> str:
-    lines = ["[[banks]]", f'code = "{code}"', f'name = "BANK {code}"', 'allow = ["127.0.0.1/32"]']
-    if port:
-        lines.append(f'iso_listen = "127.0.0.1:{port}"')
-    for key, value in options.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
 
 
 async def read_frame_raw(reader: asyncio.StreamReader, header_bytes: int) -> tuple[bytes, bytes]:
