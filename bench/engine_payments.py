@@ -20,24 +20,20 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import date
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from _scratch import with_db  # noqa: E402
+
 from gateway.clock import Clock  # noqa: E402
 from gateway.config import build_config  # noqa: E402
-from gateway.payment.context import ServiceContext  # noqa: E402
-from gateway.payment.engine import Engine  # noqa: E402
-from gateway.payment.requests import IsoOrigin, MessageKey, PbbInquiry, PbbPayment  # noqa: E402
+from gateway.engine import Engine  # noqa: E402
+from gateway.service.context import ServiceContext  # noqa: E402
+from gateway.service.requests import IsoOrigin, MessageKey, PbbInquiry, PbbPayment  # noqa: E402
 from gateway.store.db import create_pool  # noqa: E402
 from gateway.store.migrate import migrate  # noqa: E402
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def pgbench(url: str, clients: int, seconds: int) -> float:
@@ -115,6 +111,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    from gateway.cli import run_fast
+    from gateway.runtime import run_fast
 
     run_fast(main())

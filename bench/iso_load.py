@@ -21,25 +21,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from _scratch import free_port, psql, with_db  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
-def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", url, "-qAtc", sql], check=True, capture_output=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pgbench(url: str, clients: int, seconds: int) -> dict:

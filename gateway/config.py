@@ -26,11 +26,44 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = ""
+    # The owner role `db migrate` uses (DDL); empty: the same URL. The runtime role has no DDL, no TRUNCATE
+    # and no DELETE of history (spec/operations.md).
+    migrate_url: str = ""
     pool_min: int = 2
     pool_max: int = 20
-    # Bound every statement: a payment must be answered (91) within a bank's timeout, never hang.
-    command_timeout_ms: int = 5000
-    connect_timeout_ms: int = 3000
+    # Bound every wait: with the defaults a request is answered (RC 91 when the database is away) within
+    # 2 s (spec/domain.md invariant 3): acquire 0.5 s + statement 1 s + a margin, connect 1 s within them.
+    statement_timeout_ms: int = 1000
+    lock_timeout_ms: int = 500
+    connect_timeout_ms: int = 1000
+    acquire_timeout_ms: int = 500
+    # A transaction whose client vanished (a partition whose reset was lost) is ended by the server.
+    idle_in_transaction_timeout_ms: int = 2000
+    # TCP keepalives and user timeout on the database socket, both ends: a dead peer is noticed in seconds.
+    keepalive_idle_s: int = 5
+    keepalive_interval_s: int = 2
+    keepalive_count: int = 3
+    # Requests of one process waiting for the same bill hold no pool connection while they wait; at most
+    # this many may wait (more: RC 91 at once).
+    max_waiters_per_bill: int = 64
+    # Long staff work (closing a date, reports) gets its own statement timeout.
+    close_statement_timeout_ms: int = 300_000
+    # Staff and treasury work (search, reports, imports) may wait longer for a connection than a bank.
+    staff_acquire_timeout_ms: int = 3000
+    # Message-log partitions ahead and retention purges, every this often.
+    housekeeping_interval_s: int = 600
+    housekeeping_acquire_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class MessageLogConfig:
+    # Rows wait in memory at most this many; beyond, new rows are dropped from the database log (counted;
+    # each is still in the process log).
+    max_queue: int = 100_000
+    batch_rows: int = 2000
+    flush_interval_ms: int = 50
+    acquire_timeout_ms: int = 2000
+    write_timeout_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,15 +97,46 @@ class Iso8583Config:
     tls_client_ca: str = ""
     max_in_flight: int = 64
     max_connections: int = 256
+    max_connections_per_address: int = 16
+    first_frame_timeout_s: int = 30
     idle_timeout_s: int = 300
     echo_after_s: int = 60
     max_message_bytes: int = 8192
+    drain_timeout_s: int = 10       # at shutdown: requests in flight may finish this long
+    # Each instance publishes its open connections for the console's dashboard this often (a snapshot older
+    # than three intervals is shown as stale).
+    snapshot_interval_s: int = 5
+    # Balancers (addresses or networks) whose connections start with a PROXY protocol v2 header naming the
+    # bank's real address (HAProxy `send-proxy-v2`); empty: none, every peer is the client itself.
+    proxy_protocol_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
+    head_timeout_s: int = 10        # a request head not complete by then: connection closed
+    idle_timeout_s: int = 75        # keep-alive connection idle between requests
+    max_head_bytes: int = 8192      # larger heads: 431, nothing of them echoed or logged
+    max_body_bytes: int = 1_048_576       # larger bodies: 413
+    max_upload_bytes: int = 67_108_864    # a bank's reconciliation file uploaded by treasury
+    proof_checks_per_minute: int = 60     # public proof checks per client address
+    drain_timeout_s: int = 10       # at shutdown: requests in flight may finish this long
+    proxy_protocol_from: tuple[str, ...] = ()  # as [iso8583] proxy_protocol_from
+
+
+@dataclass(frozen=True)
+class StaffConfig:
+    signin_failures_per_user: int = 5
+    signin_failures_per_address: int = 20
+    signin_window_minutes: int = 15
+    session_idle_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    # Worker processes of `gateway serve` sharing its ports (SO_REUSEPORT); 0: one per core.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +185,10 @@ class Config:
     penalty_pbb: PenaltyPolicy = DEFAULT_PBB_POLICY
     iso8583: Iso8583Config = field(default_factory=Iso8583Config)
     http: HttpConfig = field(default_factory=HttpConfig)
+    message_log: MessageLogConfig = field(default_factory=MessageLogConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
     proof: ProofConfig = field(default_factory=ProofConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     banks: tuple[BankConfig, ...] = ()
     testing: TestingConfig = field(default_factory=TestingConfig)
     source: str = "built-in defaults"
@@ -148,7 +215,10 @@ _SECTIONS = {
     "region": RegionConfig,
     "iso8583": Iso8583Config,
     "http": HttpConfig,
+    "message_log": MessageLogConfig,
+    "staff": StaffConfig,
     "proof": ProofConfig,
+    "server": ServerConfig,
     "testing": TestingConfig,
 }
 
@@ -312,8 +382,40 @@ def _validate(config: Config, source: str) -> None:
     db = config.database
     if not 1 <= db.pool_min <= db.pool_max <= 500:
         fail("[database] needs 1 <= pool_min <= pool_max <= 500")
-    if db.command_timeout_ms < 100 or db.connect_timeout_ms < 100:
-        fail("[database] timeouts must be at least 100 ms")
+    for name in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_ms", "acquire_timeout_ms",
+                 "idle_in_transaction_timeout_ms", "staff_acquire_timeout_ms", "housekeeping_acquire_timeout_ms"):
+        if getattr(db, name) < 100:
+            fail(f"[database] {name} must be at least 100 ms")
+    if db.close_statement_timeout_ms < db.statement_timeout_ms:
+        fail("[database] close_statement_timeout_ms must be at least statement_timeout_ms")
+    for name in ("keepalive_idle_s", "keepalive_interval_s", "keepalive_count", "max_waiters_per_bill",
+                 "housekeeping_interval_s"):
+        if getattr(db, name) < 1:
+            fail(f"[database] {name} must be at least 1")
+    iso = config.iso8583
+    for name in ("max_in_flight", "max_connections", "max_connections_per_address", "first_frame_timeout_s",
+                 "idle_timeout_s", "echo_after_s", "drain_timeout_s"):
+        if getattr(iso, name) < 1:
+            fail(f"[iso8583] {name} must be at least 1")
+    if not 1 <= iso.snapshot_interval_s <= 3600:
+        fail("[iso8583] snapshot_interval_s must be 1..3600")
+    for name in ("head_timeout_s", "idle_timeout_s", "proof_checks_per_minute", "drain_timeout_s"):
+        if getattr(config.http, name) < 1:
+            fail(f"[http] {name} must be at least 1")
+    if not 1024 <= config.http.max_head_bytes <= 65536:
+        fail("[http] max_head_bytes must be 1024..65536")
+    if not 1024 <= config.http.max_body_bytes <= config.http.max_upload_bytes:
+        fail("[http] needs 1024 <= max_body_bytes <= max_upload_bytes")
+    if not 0 <= config.server.workers <= 64:
+        fail("[server] workers must be 0..64 (0: one per core)")
+    for name in ("max_queue", "batch_rows", "flush_interval_ms", "acquire_timeout_ms", "write_timeout_ms"):
+        if getattr(config.message_log, name) < 1:
+            fail(f"[message_log] {name} must be at least 1")
+    staff = config.staff
+    for name in ("signin_failures_per_user", "signin_failures_per_address", "signin_window_minutes",
+                 "session_idle_minutes"):
+        if getattr(staff, name) < 1:
+            fail(f"[staff] {name} must be at least 1")
     for where, text in (("[iso8583] listen", config.iso8583.listen), ("[http] listen", config.http.listen)):
         try:
             parse_listen(text)
@@ -343,6 +445,17 @@ def _validate(config: Config, source: str) -> None:
                 parse_listen(bank.iso_listen)
             except ValueError as exc:
                 fail(f"{where}: iso_listen: {exc}")
+    for section, nets in (("iso8583", config.iso8583.proxy_protocol_from), ("http", config.http.proxy_protocol_from)):
+        for net in nets:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                fail(f"[{section}] proxy_protocol_from: not an address or network: {net!r}")
+    if (config.iso8583.proxy_protocol_from or config.http.proxy_protocol_from) and config.iso8583.tls_cert:
+        # The header comes before any TLS handshake, which a listener does before reading a byte (HTTP uses
+        # the ISO 8583 listener's certificate).
+        fail("proxy_protocol_from and [iso8583] tls_cert together: terminate TLS on the balancer, or connect "
+             "the banks directly")
     _check_shared_listener(config, fail)
 
 

@@ -2,72 +2,103 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import ssl
+from pathlib import Path
 
 import structlog
-
-from gateway.clock import Clock
-from gateway.config import Config, ConfigError, load_config
 from aiohttp import web
 
-from gateway.config import parse_listen
+from gateway import systemd
+from gateway.bootstrap import Services, open_services
+from gateway.config import Config, ConfigError, load_config, parse_listen
 from gateway.http.app import HttpServices, build_app
+from gateway.http.protocol import GatewayRunner
 from gateway.iso8583.messages import Router
 from gateway.iso8583.server import IsoServer
-from gateway.payment.context import ServiceContext
-from gateway.proofs.keys import KeyStore
+from gateway.service.context import ServiceContext
+from gateway.service.housekeeping import housekeeping
 from gateway.staff.accounts import audit_soon
-from gateway.payment.engine import Engine
-from gateway.store.db import create_pool, database_url
-from gateway.store.message_log import MessageLog
-from gateway.store.migrate import migrate
+from gateway.staff.dashboard import ConnectionPublisher
+from gateway.supervisor import worker_slot
 
 log = structlog.get_logger("gateway")
 
-SHUTDOWN_GRACE_S = 10.0
-# Message-log partitions are created this many months ahead, at start and daily.
-PARTITION_MONTHS_AHEAD = 3
-RETENTION_DAYS = 400
-HOUSEKEEPING_INTERVAL_S = 600
-
 
 async def serve(config: Config, config_path: str | None) -> int:
-    with database_url(config) as dsn:
-        pool = await create_pool(config.database, dsn)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            message_log = MessageLog(pool)
-            message_log.start()
-            keys = KeyStore(config.proof.key_dir)
-            kid = keys.init()  # a first key on a new installation; an existing store is left alone
-            log.info("proof signing key", kid=kid)
-            ctx = ServiceContext(pool=pool, clock=Clock(config.clock_offset_seconds), config=config, keys=keys)
-            if config.clock_offset_seconds:
-                log.warning("testing clock offset in force", offset_seconds=config.clock_offset_seconds)
-            engine = Engine(ctx)
-            iso = IsoServer(config, Router(engine), message_log)
-            await iso.start()
-            http = await _start_http(config, HttpServices(engine=engine, pool=pool, config=config, keys=keys,
-                                                          message_log=message_log))
-            housekeeping = asyncio.create_task(_housekeeping(pool))
-            await _until_signalled(lambda: _reload(config_path, iso, ctx))
-            log.info("shutting down: no new connections, finishing requests in flight")
-            # Both listeners stop accepting first; then requests in flight finish (the runner's
-            # shutdown_timeout bounds the HTTP side).
-            await asyncio.gather(iso.shutdown(SHUTDOWN_GRACE_S), http.cleanup())
-            housekeeping.cancel()
-            await message_log.close()
-        finally:
-            await pool.close()
+    async with open_services(config) as services:
+        message_log = services.message_log()
+        message_log.start()
+        kid = services.keys.init()  # a first key on a new installation; an existing store is left alone
+        log.info("proof signing key", kid=kid)
+        if config.clock_offset_seconds:
+            log.warning("testing clock offset in force", offset_seconds=config.clock_offset_seconds)
+        # A worker of several (gateway/supervisor.py) shares its ports with its siblings.
+        slot = worker_slot()
+        iso = IsoServer(config, Router(services.engine), message_log, reuse_port=slot is not None)
+        await iso.start()
+        http = await _start_http(config, _http_services(services, message_log), reuse_port=slot is not None)
+        # Partitions and purges: one worker is enough (each purge batch is its own transaction either way).
+        today = lambda: services.ctx.business_date(services.ctx.clock.now())  # noqa: E731
+        upkeep = asyncio.create_task(housekeeping(services.pool, config.database, today)) \
+            if slot is None or slot[0] == 0 else None
+        # What this instance's ISO 8583 listener holds, for the console's dashboard on every instance.
+        publisher = ConnectionPublisher(services.pool, config.database, iso.connection_snapshot,
+                                        config.iso8583.snapshot_interval_s)
+        snapshots = asyncio.create_task(publisher.run())
+        # systemd (gateway/systemd.py): this process's heart; a process of its own also notifies systemd.
+        hearts = config.state_dir.resolve() / "heartbeat"
+        if slot is None:
+            shutil.rmtree(hearts, ignore_errors=True)
+        heart = asyncio.create_task(systemd.Heartbeat(hearts, str(slot[0] if slot else 0)).run(services.pool))
+        watchdog = asyncio.create_task(_notify_systemd(hearts)) if slot is None else None
+        await _until_signalled(lambda: _reload(config_path, iso, services.ctx))
+        systemd.notify("STOPPING=1")
+        log.info("shutting down: no new connections, finishing requests in flight")
+        # Both listeners stop accepting first; then requests in flight finish (the runner's
+        # shutdown_timeout bounds the HTTP side).
+        await asyncio.gather(iso.shutdown(config.iso8583.drain_timeout_s), http.cleanup())
+        snapshots.cancel()
+        await asyncio.gather(snapshots, return_exceptions=True)  # no round may write after the withdrawal
+        await publisher.withdraw()
+        for task in (upkeep, heart, watchdog):
+            if task is not None:
+                task.cancel()
+        await message_log.close()
     log.info("stopped")
     return 0
 
 
-async def _start_http(config: Config, services: HttpServices) -> web.AppRunner:
+async def _notify_systemd(hearts: Path) -> None:
+    """A gateway of one process: READY=1 once its heart beats, then WATCHDOG=1 while it keeps beating."""
+    while not systemd.hearts_started(hearts, 1):
+        await asyncio.sleep(0.1)
+    systemd.notify("READY=1")
+    interval = systemd.watchdog_interval_s()
+    while interval is not None:
+        if systemd.hearts_alive(hearts, 1):
+            systemd.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+def _http_services(services: Services, message_log) -> HttpServices:
+    return HttpServices(engine=services.engine, pool=services.pool, config=services.config, keys=services.keys,
+                        lookups=services.lookups, support=services.support, treasury=services.treasury,
+                        tax_objects=services.tax_objects, dashboard=services.dashboard, message_log=message_log)
+
+
+async def _start_http(config: Config, services: HttpServices, *, reuse_port: bool = False) -> web.AppRunner:
     host, port = parse_listen(config.http.listen)
-    runner = web.AppRunner(build_app(services), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
+    limits = config.http
+    # Connection limits (operations.md "[http]"): a head not complete within head_timeout_s closes the
+    # connection; idle_timeout_s between requests (aiohttp's keep-alive); one head of at most max_head_bytes,
+    # which also bounds each line (a longer one is refused by the parser itself). Refused heads are answered
+    # as problem details and logged without their contents (gateway/http/protocol.py).
+    runner = GatewayRunner(build_app(services), access_log=None, shutdown_timeout=limits.drain_timeout_s,
+                           keepalive_timeout=limits.idle_timeout_s, head_timeout_s=limits.head_timeout_s,
+                           max_head_bytes=limits.max_head_bytes, max_line_size=limits.max_head_bytes,
+                           max_field_size=limits.max_head_bytes, proxy_protocol_from=limits.proxy_protocol_from)
     await runner.setup()
     ssl_context = None
     if config.iso8583.tls_cert:
@@ -76,7 +107,7 @@ async def _start_http(config: Config, services: HttpServices) -> web.AppRunner:
         if config.iso8583.tls_client_ca:
             # Public routes (proof checks) take no certificate; banks with one configured must present it.
             ssl_context.verify_mode = ssl.CERT_OPTIONAL
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     log.info("http listening", address=f"{host}:{port}")
     return runner
@@ -101,17 +132,3 @@ def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext) -> Non
     ctx.banks = {b.code: b for b in config.banks}
     iso.reload(config)
     audit_soon(ctx.pool, "system", "config.reload", config_path or None, {"banks": sorted(ctx.banks)})
-
-
-async def _housekeeping(pool) -> None:
-    while True:
-        try:
-            async with pool.acquire(timeout=5) as conn:
-                await conn.execute("SELECT gw_message_log_partitions(current_date, $1)", PARTITION_MONTHS_AHEAD)
-                dropped = await conn.fetchval("SELECT gw_message_log_retention(now(), $1)", RETENTION_DAYS)
-                await conn.execute("DELETE FROM http_nonces WHERE seen_at < now() - interval '15 minutes'")
-                if dropped:
-                    log.info("message log months dropped", partitions=dropped)
-        except Exception as exc:  # noqa: BLE001 - retried on the next round
-            log.warning("housekeeping failed", error=repr(exc))
-        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)

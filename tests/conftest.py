@@ -1,4 +1,5 @@
-"""Database fixtures: a real PostgreSQL for every integration test.
+"""Database fixtures: a real PostgreSQL for every integration test; ``make_gateway``, ``gateway serve`` processes
+over it (the e2e and fault suites).
 
 ``GATEWAY_TEST_DATABASE_URL`` when set (a server the tests may create databases on), else the embedded
 cluster in a private directory. Each test gets a fresh database cloned from a migrated template, which is
@@ -9,12 +10,15 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from helpers.gateway import DEFAULT_BANKS, Gateway, free_port
 
 _counter = itertools.count()
 
@@ -101,3 +105,39 @@ async def empty_db_url(pg_server_url):
     name = f"gw_empty_{uuid.uuid4().hex[:8]}"
     yield await _create_database(pg_server_url, name)
     await _drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def make_gateway(db_url, tmp_path):
+    """Start ``gateway serve`` processes on free ports over this test's database: ``make_gateway(banks=…,
+    extra=…, start=True, env=…, **bank_ports)``; every one is stopped at the end of the test."""
+    started: list[Gateway] = []
+
+    def make(banks: str = DEFAULT_BANKS, extra: str = "", start: bool = True, env=None, **ports) -> Gateway:
+        port = free_port()
+        http_port = free_port()
+        config = tmp_path / f"gw{len(started)}.toml"
+        text = f"""
+[http]
+listen = "127.0.0.1:{http_port}"
+public_url = "http://127.0.0.1:{http_port}"
+[state]
+dir = "{tmp_path / 'state'}"
+[proof]
+key_dir = "{tmp_path / 'keys'}"
+[iso8583]
+listen = "127.0.0.1:{port}"
+{extra}
+{banks}
+"""
+        config.write_text(text)
+        gw = Gateway(db_url=db_url, config_path=config, port=port, log_path=tmp_path / f"gw{len(started)}.log",
+                     bank_ports=ports, http_port=http_port)
+        started.append(gw)
+        if start:
+            gw.start(env)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop(signal.SIGKILL if gw.proc and gw.proc.poll() is None else signal.SIGTERM, timeout=5)

@@ -17,14 +17,20 @@ JAKARTA = ZoneInfo("Asia/Jakarta")
 
 class IsoClient:
     def __init__(self, host: str, port: int, *, bank: str = "110", framing_name: str = "ascii4",
-                 mac_key: bytes | None = None, timeout_s: float = 30.0, answer_echo: bool = True):
+                 mac_key: bytes | None = None, timeout_s: float = 30.0, answer_echo: bool = True,
+                 first_stan: int | None = None, preamble: bytes = b"", local_host: str | None = None):
         self.host, self.port = host, port
+        self.local_host = local_host  # the source address to connect from (a bank behind a balancer, in tests)
+        # Bytes sent before the first message: a balancer's PROXY protocol header (gateway.proxy_protocol).
+        self.preamble = preamble
         self.bank = bank
         self.framing = framing_name
         self.mac_key = mac_key
         self.timeout_s = timeout_s
         self.answer_echo = answer_echo
-        self._stan = itertools.count(random.randint(1, 900_000))
+        # STAN + field 7 is the message key: connections of one bank that send in the same second need
+        # disjoint STANs (``first_stan``), as a bank's terminals have.
+        self._stan = itertools.count(random.randint(1, 900_000) if first_stan is None else first_stan)
         self._waiting: dict[tuple[str, str], asyncio.Future] = {}
         self.unsolicited: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self.reader: asyncio.StreamReader | None = None
@@ -33,7 +39,11 @@ class IsoClient:
         self.closed = asyncio.Event()
 
     async def connect(self, ssl=None) -> "IsoClient":
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=ssl)
+        local_addr = (self.local_host, 0) if self.local_host else None
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=ssl,
+                                                                 local_addr=local_addr)
+        if self.preamble:
+            self.writer.write(self.preamble)
         self._task = asyncio.create_task(self._read())
         return self
 
@@ -89,6 +99,7 @@ class IsoClient:
                     answer = {"t": "0810", "7": fields["7"], "11": fields["11"], "39": "00", "70": fields["70"]}
                     if "32" in fields:
                         answer["32"] = fields["32"]
+                    assert self.writer is not None  # set with the reader by connect()
                     self.writer.write(framing.frame(self.encode(answer), self.framing))
                 future = self._waiting.get((fields.get("11", ""), fields.get("7", "")))
                 if future is not None and not future.done():

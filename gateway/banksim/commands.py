@@ -9,6 +9,7 @@ from gateway.banksim.client import IsoClient
 from gateway.banksim.load import LoadPlan, run_load
 from gateway.banksim.render import render_answer
 from gateway.config import Config, parse_listen
+from gateway.runtime import run_fast
 
 
 class BankSimError(Exception):
@@ -104,8 +105,11 @@ async def _one_http(config: Config, args: argparse.Namespace) -> int:
     import secrets
 
     from gateway.banksim.http_client import HttpBankClient
+    from gateway.demo.quickstart import demo_serving_config
 
-    bank_code = args.bank or (config.banks[0].code if config.banks else "110")
+    # Without a configured bank, the demo bank that `gateway demo run` serves (and its published secret).
+    config = demo_serving_config(config)
+    bank_code = args.bank or config.banks[0].code
     bank = config.bank(bank_code)
     secret = args.secret if args.secret is not None else (bank.secret() if bank else "")
     host, port = parse_listen(config.http.listen)
@@ -209,6 +213,4 @@ async def _load(config: Config, args: argparse.Namespace) -> int:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    from gateway.cli import run_fast
-
     return run_fast(_load(config, args) if args.action == "load" else _one(config, args))

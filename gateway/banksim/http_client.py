@@ -12,11 +12,14 @@ from gateway.http.auth import signature
 
 
 class HttpBankClient:
-    def __init__(self, base_url: str, bank: str, secret: str, *, timeout_s: float = 30.0):
+    def __init__(self, base_url: str, bank: str, secret: str, *, timeout_s: float = 30.0,
+                 local_host: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.bank = bank
         self.secret = secret
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+        # local_host: the source address to connect from (a bank behind a balancer, in tests).
+        connector = aiohttp.TCPConnector(local_addr=(local_host, 0)) if local_host else None
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s), connector=connector)
 
     async def close(self) -> None:
         await self.session.close()

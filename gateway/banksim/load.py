@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from gateway.banksim.client import IsoClient
 
@@ -44,7 +44,7 @@ class LoadReport:
         return sum(len(v) for v in self.latencies_ms.values())
 
     def summary(self) -> dict:
-        out = {"elapsed_s": round(self.elapsed_s, 3), "requests": self.requests,
+        out: dict[str, Any] = {"elapsed_s": round(self.elapsed_s, 3), "requests": self.requests,
                "throughput_rps": round(self.requests / self.elapsed_s, 1) if self.elapsed_s else 0.0,
                "errors": dict(self.errors), "operations": {}}
         for op, values in sorted(self.latencies_ms.items()):

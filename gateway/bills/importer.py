@@ -1,13 +1,20 @@
 """``gateway bills import pbb|bphtb FILE``: load a bill CSV (spec/operations.md "CSV files").
 
 The file is streamed: each row is validated as it is read and valid rows go straight into a binary
-COPY to a staging table (PostgreSQL works on them while Python reads on), so memory stays bounded by
-the keys seen (for duplicate detection), not by the rows. One transaction stages and upserts; with
-``strict`` it is rolled back when any row is invalid.
+COPY to a session-level staging table (PostgreSQL works on them while Python reads on), so memory stays
+bounded by the keys seen (for duplicate detection), not by the rows. Staging locks no bill. Only when the
+whole file is read and validated are the staged rows upserted, in batches of a few thousand bills in key
+order, each its own short transaction (gateway.bills.loader): payments of the bills being imported go on
+meanwhile. With ``strict`` nothing is upserted when any row is invalid.
+
+A batch that fails (a database error, the connection lost, the process interrupted) leaves the batches
+before it loaded and the rest not: stderr then says how far the import got, and the exit code is 1.
+Importing the same file again is safe and completes the load (rows already loaded are compared, not
+rewritten).
 
 stderr (``err``): one line per bad column ``FILE:LINE: COLUMN: reason``, one per conflict
-``FILE:LINE: conflict: reason``, progress, and last the summary
-``loaded N, updated N, invalid N, conflicts N``.
+``FILE:LINE: conflict: reason`` (in line order), progress, a ``FILE: stopped ...`` line when the load
+did not complete, and last the summary ``loaded N, updated N, invalid N, conflicts N``.
 """
 from __future__ import annotations
 
@@ -16,12 +23,23 @@ import csv
 import operator
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TextIO
 
 import asyncpg
 
-from gateway.bills.loader import bulk_transaction, copy_to_staging, create_staging, upsert_staging
+from gateway.bills.loader import (
+    BATCH_ROWS,
+    Batch,
+    LoadResult,
+    bulk_transaction,
+    copy_to_staging,
+    create_staging,
+    drop_staging,
+    plan_batches,
+    upsert_batches,
+)
 from gateway.bills.rows import validator_for
 
 PROGRESS_EVERY = 100_000      # plain progress lines (stderr not a terminal)
@@ -39,10 +57,12 @@ class ImportReport:
     updated: int = 0
     invalid: int = 0
     conflicts: int = 0
+    # Set when the load stopped before its last batch: why (the batches before it are loaded).
+    stopped: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.invalid == 0 and self.conflicts == 0 else 1
+        return 0 if self.invalid == 0 and self.conflicts == 0 and self.stopped is None else 1
 
     def summary(self) -> str:
         return (f"loaded {self.loaded}, updated {self.updated}, invalid {self.invalid}, "
@@ -170,9 +190,20 @@ class _Progress:
         self._drawn = True
 
 
+# A batch that fails for one of these ends the import with a report (exit 1); anything else (a bug,
+# KeyboardInterrupt, cancellation) is reported on stderr too and then propagates.
+_LOAD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
 async def import_file(conn: asyncpg.Connection, tax: str, path: str, *, strict: bool, region_code: str,
-                      err: TextIO) -> ImportReport:
-    """Validate and load the bill CSV at ``path``; ImportFileError when the file is unusable."""
+                      err: TextIO, rows_per_batch: int = BATCH_ROWS,
+                      after_batch: Callable[[Batch], Awaitable[None]] | None = None) -> ImportReport:
+    """Validate and load the bill CSV at ``path``; ImportFileError when the file is unusable.
+
+    ``conn`` must not be in a transaction: the load commits batch by batch. ``after_batch`` is awaited
+    after each batch commits (the import then holds no bill lock)."""
+    if conn.is_in_transaction():
+        raise RuntimeError("import_file commits batch by batch: call it outside a transaction")
     validator = validator_for(tax, region_code)
     columns = validator.columns
     check_utf8(path)
@@ -224,25 +255,41 @@ async def import_file(conn: asyncpg.Connection, tax: str, path: str, *, strict: 
             progress.rows = rows
             progress.done()
 
-        result = None
+        result = LoadResult()
+        staged: int | None = None       # set once the whole file is staged
         try:
+            # Staging: the whole file, validated, before the first batch commits (--strict decides here).
+            await create_staging(conn, session=True)
             async with bulk_transaction(conn):
-                await create_staging(conn)
                 staged = await copy_to_staging(conn, records())
-                if strict and report.invalid:
-                    raise _Rollback()       # --strict: nothing is loaded
-                result = await upsert_staging(conn, validator.tax, staged)
-        except _Rollback:
-            pass
-    if result is not None:
-        report.loaded, report.updated, report.conflicts = result.loaded, result.updated, len(result.conflicts)
-        for conflict in result.conflicts:
-            err.write(f"{path}:{conflict.line}: conflict: bill has an active payment (NTPD {conflict.ntpd}); "
-                      "status and amount kept\n")
-    err.write(report.summary() + "\n")
-    err.flush()
+            if not (strict and report.invalid):      # --strict with invalid rows: nothing is loaded
+                batches = await plan_batches(conn, rows_per_batch)
+                await upsert_batches(conn, validator.tax, batches, result, after_batch=after_batch)
+        except _LOAD_ERRORS as exc:
+            if staged is None:
+                raise                               # staging failed: nothing is loaded
+            report.stopped = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            if staged is not None:
+                _finish(report, result, staged, path, err, stopped=f"interrupted: {type(exc).__name__}")
+            raise
+        finally:
+            await drop_staging(conn)
+    _finish(report, result, staged or 0, path, err, stopped=report.stopped)
     return report
 
 
-class _Rollback(Exception):
-    """Leaves the load transaction so that it rolls back (--strict with invalid rows)."""
+def _finish(report: ImportReport, result: LoadResult, staged: int, path: str, err: TextIO, *,
+            stopped: str | None) -> None:
+    """Copy the counts of the committed batches into ``report`` and write the conflicts, the stop (if
+    any) and the summary."""
+    report.loaded, report.updated, report.conflicts = result.loaded, result.updated, len(result.conflicts)
+    report.stopped = stopped
+    for conflict in sorted(result.conflicts, key=lambda c: c.line):
+        err.write(f"{path}:{conflict.line}: conflict: bill has an active payment (NTPD {conflict.ntpd}); "
+                  "status and amount kept\n")
+    if stopped is not None:
+        err.write(f"{path}: stopped after {result.rows_done} of {staged} valid rows ({stopped}); those rows are "
+                  "loaded, the rest are not: importing the file again completes the load\n")
+    err.write(report.summary() + "\n")
+    err.flush()

@@ -7,34 +7,31 @@ one BPHTB registration through the same service calls the bank channels use, the
 from __future__ import annotations
 
 import sys
-
-from gateway.bootstrap import open_services
 from dataclasses import replace
 
+from gateway.bootstrap import open_services
 from gateway.config import BankConfig, Config
 from gateway.inquiry.render import render_inquiry
-from gateway.payment.requests import BphtbInquiry, PbbInquiry
-from gateway.store.migrate import migrate
+from gateway.service.requests import BphtbInquiry, PbbInquiry
+from gateway.store import bills as bill_store
+from gateway.store.db import connect
 
 
 async def run_quickstart(config: Config, objects: int = 2000) -> int:
     from gateway.demo.seed import seed_region
 
     async with open_services(config) as services:
-        async with services.pool.acquire() as conn:
-            applied = await migrate(conn)
-            if applied:
-                print(f"database: applied {len(applied)} migration(s)", file=sys.stderr)
+        # Seeding is operator work: the owner's connection, with the patient timeouts of batch work.
+        conn = await connect(config.database, config.database.migrate_url or services.dsn)
+        try:
             summary = await seed_region(conn, objects=objects, region_code=config.region.code, seed=3275,
                                         err=sys.stderr)
             print(summary)
             business_year = services.engine.ctx.business_date(services.engine.ctx.clock.now()).year
-            pbb = await conn.fetchrow(
-                "SELECT nop, tax_year FROM bills WHERE tax = 'PBB' AND status = 'unpaid' AND tax_year = $1"
-                " ORDER BY nop LIMIT 1", business_year)
-            bphtb = await conn.fetchval(
-                "SELECT bill_key FROM bills WHERE tax = 'BPHTB' AND status = 'unpaid'"
-                " AND valid_until >= current_date ORDER BY bill_key LIMIT 1")
+            pbb = await bill_store.first_unpaid_pbb(conn, business_year)
+            bphtb = await bill_store.first_payable_bphtb(conn)
+        finally:
+            await conn.close()
         if pbb is not None:
             result = await services.engine.inquire_pbb(PbbInquiry(bank=None, nop=pbb["nop"], tax_year=pbb["tax_year"]))
             print("\nPBB-P2 inquiry of a demo bill:\n" + render_inquiry(result))

@@ -3,6 +3,9 @@
 Pure functions only: signing and key files live in `gateway.proofs`. What is here is everything a
 verifier must reproduce bit for bit — the document layout, the canonical JSON, base64url, and the
 validation code printed on receipts — plus the masks of the public proof check (http-api.md).
+
+The Surat Keterangan Lunas (SKL) is a second document type of the same scheme: `"type":"skl"`, its own
+number `SKL-<NTPD>-<nn>`, signed and coded exactly as a proof. A payment proof has no `type` member.
 """
 
 import base64
@@ -10,12 +13,13 @@ import datetime
 import hashlib
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._digits import is_ascii_digits
 from .bills import Channel, Tax
-from .ntpd import parse_ntpd
+from .errors import FormatError
+from .ntpd import NTPD_LENGTH, parse_ntpd
 
 PROOF_VERSION = 1
 # ISO field 18 6010..6017 order; the enum is the single source of truth.
@@ -30,6 +34,12 @@ _CROCKFORD_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _CROCKFORD_SET = frozenset(CROCKFORD)
 # A code typed into a form is 19 characters; anything much longer is not a code (limit the work).
 _MAX_CODE_INPUT = 64
+
+SKL_TYPE = "skl"
+SKL_PREFIX = "SKL-"
+MAX_SKL_COUNTER = 99  # the issue counter is 2 digits (domain.md)
+SKL_NUMBER_LENGTH = len(SKL_PREFIX) + NTPD_LENGTH + 3
+USERNAME_MAX_LENGTH = 128  # as audit_log.actor
 
 NTB_MAX_LENGTH = 32
 NOP_LENGTH = 18
@@ -123,17 +133,101 @@ def proof_document(
     return doc
 
 
-def rfc3339_seconds(moment: datetime.datetime) -> str:
+def skl_number(ntpd: str, counter: int) -> str:
+    """`SKL-261123100000001210-01`: the SKL's own number, the payment's NTPD and a 2-digit issue counter."""
+    parse_ntpd(ntpd)
+    _require_int("counter", counter, 1, MAX_SKL_COUNTER)
+    return f"{SKL_PREFIX}{ntpd}-{counter:02d}"
+
+
+def parse_skl_number(text: str) -> tuple[str, int]:
+    """(NTPD, counter) of an SKL number; FormatError for anything that is not exactly one."""
+    if not (isinstance(text, str) and len(text) == SKL_NUMBER_LENGTH and text.startswith(SKL_PREFIX)
+            and text[-3] == "-" and is_ascii_digits(text[-2:])):
+        raise FormatError("skl_number", f"must be {SKL_PREFIX}<NTPD>-<2 digits>")
+    ntpd = parse_ntpd(text[len(SKL_PREFIX):-3])
+    counter = int(text[-2:])
+    if counter < 1:
+        raise FormatError("skl_number", "the issue counter starts at 01")
+    return ntpd, counter
+
+
+def is_skl_number(text: object) -> bool:
+    """Whether `text` is written like an SKL number (the public check's path tells the two kinds apart)."""
+    return isinstance(text, str) and text.startswith(SKL_PREFIX)
+
+
+def skl_document(
+    *,
+    proof: Mapping[str, Any],
+    counter: int,
+    issued_at: datetime.datetime,
+    issued_by: str,
+    kid: str,
+) -> dict[str, Any]:
+    """The Surat Keterangan Lunas of the payment whose signed proof document is `proof` (domain.md): the
+    bill, tax year, taxpayer, the payment's NTPD, amounts, business date and bank are the proof's own (so
+    the certificate cannot say anything the payment's signature does not), with `type`, `number`,
+    `issued_at`, `issued_by` and the signing `kid` of this issue. `v` and `region` are kept as the proof
+    has them: the same scheme, and the Bapenda that certifies.
+    """
+    if not isinstance(proof, Mapping) or "type" in proof:
+        raise ValueError("an SKL certifies a payment proof document (one without a type)")
+    # Re-validate everything taken from the proof: it came out of the database, and what is signed here
+    # cannot be taken back. The members go in unchecked (None when absent): proof_document refuses them.
+    get: Callable[[str], Any] = proof.get
+    checked = proof_document(
+        ntpd=get("ntpd"), tax=get("tax"), bill=get("bill"), tax_year=get("tax_year"),
+        taxpayer=get("taxpayer"), principal=get("principal"), penalty=get("penalty"),
+        total=get("total"), business_date=_date(get("business_date")),
+        paid_at=datetime.datetime.fromisoformat(str(get("paid_at"))), bank=get("bank"),
+        channel=get("channel"), ntb=get("ntb"), region=get("region"), kid=get("kid"),
+        nop=get("nop"))
+    _require_text("issued_by", issued_by)
+    if len(issued_by) > USERNAME_MAX_LENGTH or not issued_by.isprintable():
+        raise ValueError(f"issued_by must be a staff username of at most {USERNAME_MAX_LENGTH} printable characters")
+    _require_text("kid", kid)
+    doc: dict[str, Any] = {
+        "v": PROOF_VERSION,
+        "type": SKL_TYPE,
+        "number": skl_number(checked["ntpd"], counter),
+        "ntpd": checked["ntpd"],
+        "tax": checked["tax"],
+        "bill": checked["bill"],
+    }
+    if "nop" in checked:
+        doc["nop"] = checked["nop"]
+    for name in ("tax_year", "taxpayer", "principal", "penalty", "total", "business_date", "bank", "region"):
+        doc[name] = checked[name]
+    doc.update(issued_at=rfc3339_seconds(issued_at, "issued_at"), issued_by=issued_by, kid=kid)
+    return doc
+
+
+def document_type(doc: Mapping[str, Any]) -> str:
+    """`skl` for a Surat Keterangan Lunas, `proof` for a payment proof (which carries no `type`)."""
+    kind = doc.get("type", "proof")
+    if kind not in ("proof", SKL_TYPE) or (kind == "proof" and "type" in doc):
+        raise ValueError(f"unknown document type {kind!r}")
+    return kind
+
+
+def _date(text: object) -> datetime.date:
+    if not isinstance(text, str):
+        raise ValueError("business_date must be YYYY-MM-DD text")
+    return datetime.date.fromisoformat(text)
+
+
+def rfc3339_seconds(moment: datetime.datetime, name: str = "paid_at") -> str:
     """`2026-11-23T09:15:02+07:00`: the moment's own offset, whole seconds (fractions dropped)."""
     if not isinstance(moment, datetime.datetime):
-        raise ValueError("paid_at must be a datetime")
+        raise ValueError(f"{name} must be a datetime")
     offset = moment.utcoffset()
     if offset is None:
         # A naive time has no offset to print, and guessing one would misdate the payment.
-        raise ValueError("paid_at must be timezone-aware")
+        raise ValueError(f"{name} must be timezone-aware")
     if offset.total_seconds() % 60:
         # RFC 3339 offsets are hours and minutes only (only pre-1924 LMT zones have seconds).
-        raise ValueError(f"paid_at offset {offset} is not a whole number of minutes")
+        raise ValueError(f"{name} offset {offset} is not a whole number of minutes")
     # Truncated rather than rounded: a proof never claims a moment later than the payment.
     return moment.replace(microsecond=0).isoformat()
 

@@ -10,24 +10,33 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import metrics
 from gateway.config import BankConfig, Config
-from gateway.http.auth import authenticate, peer_address
+from gateway.console import mount as mount_console
+from gateway.domain.text import loggable
+from gateway.engine import Engine
+from gateway.http.auth import authenticate
 from gateway.http.bank_routes import BankRoutes
+from gateway.http.edge import check_request, usable_request_id
+from gateway.http.message_rows import answer_row, request_row
 from gateway.http.problems import Problem, problem_response
 from gateway.http.public_routes import PublicRoutes
-from gateway.http.staff_routes import MAX_RECON_BYTES, StaffSettlementRoutes
+from gateway.http.staff_routes import StaffSettlementRoutes
 from gateway.http.staff_session_routes import StaffSessionRoutes
 from gateway.http.staff_support_routes import StaffSupportRoutes
-from gateway.payment.engine import Engine
-from gateway.payment.unit import UNAVAILABLE
 from gateway.proofs.keys import KeyStore
-from gateway.store.message_log import LogRow, MessageLog
+from gateway.service.lookups import Lookups
+from gateway.service.ports import MessageSink
+from gateway.service.unit import UNAVAILABLE
+from gateway.settlement.service import TreasuryService
+from gateway.staff.dashboard import DashboardService
+from gateway.staff.support import SupportService
+from gateway.staff.tax_object import TaxObjectService
 
 log = structlog.get_logger("gateway.http")
 
-MAX_BODY_BYTES = 1024 * 1024
 BANK_PREFIXES = ("/v1/pbb/", "/v1/bphtb/", "/v1/reversals", "/v1/payments")
 
 
@@ -37,7 +46,12 @@ class HttpServices:
     pool: asyncpg.Pool
     config: Config
     keys: KeyStore
-    message_log: MessageLog | None = None
+    lookups: Lookups
+    support: SupportService
+    treasury: TreasuryService
+    tax_objects: TaxObjectService
+    dashboard: DashboardService
+    message_log: MessageSink | None = None
     in_flight: set = field(default_factory=set)
 
     @property
@@ -50,8 +64,9 @@ class HttpServices:
 
 
 def build_app(services: HttpServices) -> web.Application:
-    # The reconciliation upload may be 64 MiB; every other body is held to 1 MiB by the middleware.
-    app = web.Application(middlewares=[_middleware(services)], client_max_size=MAX_RECON_BYTES)
+    # The reconciliation upload may be max_upload_bytes; every other body is held to max_body_bytes by the
+    # middleware.
+    app = web.Application(middlewares=[_middleware(services)], client_max_size=services.config.http.max_upload_bytes)
     app["services"] = services
     app.add_routes(BankRoutes(services).routes())
     app.add_routes(PublicRoutes(services).routes())
@@ -61,34 +76,48 @@ def build_app(services: HttpServices) -> web.Application:
     from gateway.http.openapi import openapi_route
 
     app.add_routes([openapi_route()])
+    mount_console(app, services)  # /console/: the staff web console over the same services
     return app
 
 
 def _middleware(services: HttpServices):
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
-        request_id = request.headers.get("X-Request-Id", "")[:128] or uuid.uuid4().hex
-        bound = log.bind(request_id=request_id, method=request.method, path=request.path)
+        # An X-Request-Id that cannot be echoed and logged as it is (control characters, not ASCII, over 128
+        # characters) is replaced, never cut or cleaned: a cleaned id would no longer be the caller's.
+        request_id = usable_request_id(request.headers.get("X-Request-Id")) or uuid.uuid4().hex
+        bound = log.bind(request_id=request_id, method=loggable(request.method, 16),
+                         path=loggable(request.raw_path, 200))
         started = time.monotonic()
+        request["request_id"], request["started"], request["received_at"] = request_id, started, datetime.now(UTC)
         is_bank = request.path.startswith(BANK_PREFIXES)
         metrics.IN_FLIGHT.labels("http").inc()
         bank: BankConfig | None = None
         try:
             try:
-                limit = MAX_RECON_BYTES if request.path.endswith("/reconciliations") else MAX_BODY_BYTES
+                # The text rules first: a request target or a header value that is no clean text is refused
+                # (400, RC 30 on every route, as the OpenAPI document says) before authentication, so that
+                # nothing of it is hashed, looked up or stored.
+                check_request(request, "30")
+                limits = services.config.http
+                limit = limits.max_upload_bytes if request.path.endswith("/reconciliations") else limits.max_body_bytes
                 if (request.content_length or 0) > limit:
                     raise Problem(413, f"body over {limit} bytes")
-                request["body"] = await request.read()
+                try:
+                    request["body"] = await request.read()
+                except RequestPayloadError:  # a body the parser could not read (a bad chunk, bad gzip)
+                    raise Problem(400, "malformed request body", "30") from None
                 if len(request["body"]) > limit:
                     raise Problem(413, f"body over {limit} bytes")
                 if is_bank:
-                    bank = await authenticate(request, services.banks, services.pool, request["body"])
+                    bank = await authenticate(request, services.banks, request["body"],
+                                              services.lookups.claim_nonce)
                     request["bank"] = bank
                 response = await handler(request)
             except Problem as p:
                 response = problem_response(p.status, p.detail, p.response_code, p.headers)
             except web.HTTPRequestEntityTooLarge:
-                response = problem_response(413, f"body over {MAX_BODY_BYTES} bytes")
+                response = problem_response(413, f"body over {services.config.http.max_body_bytes} bytes")
             except web.HTTPException as exc:
                 if exc.status >= 400:
                     allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
@@ -106,7 +135,7 @@ def _middleware(services: HttpServices):
         response.headers["X-Request-Id"] = request_id
         elapsed = time.monotonic() - started
         if is_bank:
-            _record(services, request, response, bank, request_id, elapsed)
+            _record(services, request, response, bank, elapsed)
         bound.info("answered", status=response.status, bank=bank.code if bank else None,
                    elapsed_ms=round(elapsed * 1000, 2))
         return response
@@ -115,7 +144,7 @@ def _middleware(services: HttpServices):
 
 
 def _record(services: HttpServices, request: web.Request, response: web.StreamResponse, bank: BankConfig | None,
-            request_id: str, elapsed_s: float) -> None:
+            elapsed_s: float) -> None:
     """The bank routes' requests and answers go to the message log and the metrics, like ISO messages."""
     rc = answered_ntpd = None
     body = getattr(response, "body", None)
@@ -140,14 +169,7 @@ def _record(services: HttpServices, request: web.Request, response: web.StreamRe
     code = code or request.headers.get("X-Bank-Code", "")[:11] or None  # logged as claimed, not as a label
     if services.message_log is None:
         return
-    now = datetime.now(UTC)
-    peer = peer_address(request)
-    common = dict(channel="http", bank_code=code, connection_id=request_id, peer=peer,
-                  message_key=request.headers.get("Idempotency-Key"))
-    services.message_log.add(LogRow(logged_at=now, direction="in", mti=request.method, detail=request.path_qs,
-                                    fields={"method": request.method, "path": request.path_qs,
-                                            "body_bytes": len(request.get("body") or b"")}, **common))
-    ntpd = request.match_info.get("ntpd") or answered_ntpd
-    services.message_log.add(LogRow(logged_at=now, direction="out", mti=str(response.status), response_code=rc,
-                                    ntpd=ntpd, elapsed_ms=elapsed_s * 1000, detail=request.path_qs,
-                                    fields={"status": response.status}, **common))
+    services.message_log.add(request_row(request, code))
+    if not request.get("answer_logged"):  # an approval's answer row was written with the payment
+        ntpd = request.match_info.get("ntpd") or answered_ntpd
+        services.message_log.add(answer_row(request, code, response.status, rc, ntpd))

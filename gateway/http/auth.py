@@ -11,8 +11,8 @@ import hmac
 import re
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiohttp import web
 
 from gateway.config import BankConfig
@@ -31,9 +31,14 @@ def signature(secret: str, method: str, path_qs: str, timestamp: str, nonce: str
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
+def raw_target(request: web.Request) -> str:
+    """The request target (path and query) as the client sent it; the edge has checked it is UTF-8."""
+    return request.raw_path
+
+
 def peer_address(request: web.Request) -> str:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return peer[0] if peer else ""
+    """The client's address: the socket's peer, or what a trusted balancer's PROXY header named."""
+    return request.remote or ""
 
 
 def _client_fingerprint(request: web.Request) -> str | None:
@@ -44,8 +49,10 @@ def _client_fingerprint(request: web.Request) -> str | None:
     return hashlib.sha256(cert).hexdigest() if cert else None
 
 
-async def authenticate(request: web.Request, banks: dict[str, BankConfig], pool: asyncpg.Pool,
-                       body: bytes) -> BankConfig:
+async def authenticate(request: web.Request, banks: dict[str, BankConfig], body: bytes,
+                       claim_nonce: Callable[[str, str], Awaitable[bool]]) -> BankConfig:
+    """The bank a request comes from, else Problem 401/403. ``claim_nonce(bank, nonce)`` records a nonce and
+    is False for one already used."""
     code = request.headers.get("X-Bank-Code", "")
     bank = banks.get(code)
     if bank is not None and not bank.allows_address(peer_address(request)):
@@ -60,16 +67,14 @@ async def authenticate(request: web.Request, banks: dict[str, BankConfig], pool:
     if abs(time.time() - int(timestamp)) > WINDOW_S:
         raise Problem(401, f"stale timestamp: more than {WINDOW_S} s from the gateway's clock")
     secret = bank.secret()
-    expected = signature(secret, request.method, request.path_qs, timestamp, nonce, body)
+    # Over the request target exactly as sent: aiohttp's path_qs is rebuilt from the parsed URL and drops a
+    # bare "?" (and would re-encode what yarl normalises), so a correctly signed request would fail.
+    expected = signature(secret, request.method, raw_target(request), timestamp, nonce, body)
     if not secret or not hmac.compare_digest(expected, given):
         raise Problem(401, "wrong signature")
     expected_cert = bank.client_cert_fingerprint.replace(":", "").lower()
     if expected_cert and _client_fingerprint(request) != expected_cert:
         raise Problem(401, "TLS client certificate required for this bank")
-    async with pool.acquire(timeout=3) as conn:
-        fresh = await conn.fetchval(
-            "INSERT INTO http_nonces (bank_code, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-            bank.code, nonce)
-    if fresh is None:
+    if not await claim_nonce(bank.code, nonce):
         raise Problem(401, "nonce already used (replay)")
     return bank

@@ -15,12 +15,21 @@ from aiohttp import web
 from gateway.domain.errors import FormatError
 from gateway.domain.ntpd import parse_ntpd
 from gateway.domain.proof import format_code
+from gateway.domain.text import NTB_MAX, REASON_MAX, TERMINAL_ID_MAX
+from gateway.http.edge import json_object, text_field
+from gateway.http.message_rows import approval_row
 from gateway.http.problems import Problem
 from gateway.http.render import arrears_json, inquiry_json, local_time, payment_json, reversal_json
-from gateway.payment.requests import (
-    BphtbInquiry, BphtbPayment, MessageKey, PbbArrears, PbbInquiry, PbbPayment, Reversal,
+from gateway.service.requests import (
+    BphtbInquiry,
+    BphtbPayment,
+    MessageKey,
+    PbbArrears,
+    PbbInquiry,
+    PbbPayment,
+    Reversal,
 )
-from gateway.store.proofs import payment_with_proof
+from gateway.service.unit import answer_written
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
@@ -79,24 +88,30 @@ class BankRoutes:
         body = json_body(request)
         req = PbbPayment(
             bank=request["bank"].code, nop=field(body, "nop", str), tax_year=field(body, "tax_year", (int, str)),
-            amount=field(body, "amount", int), ntb=field(body, "ntb", str), channel=field(body, "channel", str),
-            key=self._key(request), via="http", terminal_id=optional(body, "terminal_id", str) or "")
-        return await self._idempotent(request, req.key, self.s.engine.pay_pbb(req), payment_json)
+            amount=field(body, "amount", int), ntb=_ntb(body), channel=field(body, "channel", str),
+            key=self._key(request), via="http", terminal_id=_terminal_id(body),
+            answer_log=self._answer_log(request))
+        return await self._idempotent(request, req, self.s.engine.pay_pbb(req), payment_json)
 
     async def bphtb_payment(self, request: web.Request) -> web.Response:
         body = json_body(request)
         req = BphtbPayment(
             bank=request["bank"].code, registration_number=field(body, "registration_number", str),
-            amount=field(body, "amount", int), ntb=field(body, "ntb", str), channel=field(body, "channel", str),
+            amount=field(body, "amount", int), ntb=_ntb(body), channel=field(body, "channel", str),
             key=self._key(request), nop=optional(body, "nop", str), tax_year=optional(body, "tax_year", (int, str)),
-            via="http", terminal_id=optional(body, "terminal_id", str) or "")
-        return await self._idempotent(request, req.key, self.s.engine.pay_bphtb(req), payment_json)
+            via="http", terminal_id=_terminal_id(body), answer_log=self._answer_log(request))
+        return await self._idempotent(request, req, self.s.engine.pay_bphtb(req), payment_json)
 
     async def reversal(self, request: web.Request) -> web.Response:
         body = json_body(request)
         req = Reversal(bank=request["bank"].code, amount=field(body, "amount", int), key=self._key(request),
-                       ntpd=field(body, "ntpd", str), via="http", reason=optional(body, "reason", str) or "")
-        return await self._idempotent(request, req.key, self.s.engine.reverse(req), reversal_json)
+                       ntpd=field(body, "ntpd", str), via="http",
+                       reason=text_field(body, "reason", REASON_MAX, "30", multiline=True, required=False) or "",
+                       answer_log=self._answer_log(request))
+        return await self._idempotent(request, req, self.s.engine.reverse(req), reversal_json)
+
+    def _answer_log(self, request: web.Request):
+        return approval_row(request) if self.s.message_log is not None else None
 
     def _key(self, request: web.Request) -> MessageKey:
         key = request.headers.get("Idempotency-Key", "")
@@ -105,8 +120,10 @@ class BankRoutes:
         content = "\n".join((request.method, request.path, hashlib.sha256(request["body"]).hexdigest()))
         return MessageKey("http", key, content)
 
-    async def _idempotent(self, request: web.Request, key: MessageKey, call, render) -> web.Response:
-        scope = (request["bank"].code, key.key)
+    async def _idempotent(self, request: web.Request, req: PbbPayment | BphtbPayment | Reversal, call,
+                          render) -> web.Response:
+        assert req.key is not None  # every HTTP payment or reversal carries its Idempotency-Key (_key)
+        scope = (request["bank"].code, req.key.key)
         if scope in self.s.in_flight:
             call.close()
             raise Problem(409, "a request with this Idempotency-Key is still being processed")
@@ -115,6 +132,8 @@ class BankRoutes:
             result = await call
         finally:
             self.s.in_flight.discard(scope)
+        # An approval (not a replay) committed its answer's log row with it: the middleware must not add it.
+        request["answer_logged"] = answer_written(result, req.answer_log)
         if result.rc == "94":
             raise Problem(422, "Idempotency-Key reused with a different request", "94")
         headers = {"Idempotent-Replayed": "true"} if result.repeated else None
@@ -127,8 +146,7 @@ class BankRoutes:
             ntpd = parse_ntpd(request.match_info["ntpd"])
         except FormatError:
             raise Problem(404, "no such payment") from None
-        async with self.s.pool.acquire(timeout=3) as conn:
-            row = await payment_with_proof(conn, ntpd)
+        row = await self.s.lookups.payment(ntpd)
         if row is None or row["bank_code"] != request["bank"].code:
             raise Problem(404, "no such payment")  # another bank's NTPD is not revealed to exist
         return row
@@ -164,14 +182,17 @@ class BankRoutes:
                             headers={"Content-Disposition": f'inline; filename="{row["ntpd"]}.pdf"'})
 
 
-def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request["body"] or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to parse
-        raise Problem(400, "body is not valid JSON", "30") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "body must be a JSON object", "30")
-    return body
+def json_body(request: web.Request, rc: str | None = "30") -> dict[str, Any]:
+    """The body as a JSON object under the text rules (gateway/http/edge.py), else Problem 400 (RC ``rc``)."""
+    return json_object(request, rc)
+
+
+def _ntb(body: dict[str, Any]) -> str:
+    return text_field(body, "ntb", NTB_MAX, "30")
+
+
+def _terminal_id(body: dict[str, Any]) -> str:
+    return text_field(body, "terminal_id", TERMINAL_ID_MAX, "30", required=False) or ""
 
 
 def field(body: dict[str, Any], name: str, kind) -> Any:

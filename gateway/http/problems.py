@@ -8,7 +8,7 @@ from aiohttp import web
 TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
     409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Content", 429: "Too Many Requests",
-    500: "Internal Server Error", 503: "Service Unavailable",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
 }
 
 
@@ -30,5 +30,5 @@ def problem_response(status: int, detail: str, response_code: str | None = None,
             "status": status, "detail": detail}
     if response_code is not None:
         body["response_code"] = response_code
-    return web.Response(status=status, body=json.dumps(body), content_type="application/problem+json",
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/problem+json",
                         headers=headers)

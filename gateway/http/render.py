@@ -5,10 +5,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.domain.assessment import Amount
 from gateway.domain.codes import message
 from gateway.domain.nop import display_nop
 from gateway.domain.proof import format_code
-from gateway.payment.results import Amount, ArrearsResult, BillView, InquiryResult, PaymentResult, ReversalResult
+from gateway.service.results import ArrearsResult, BillView, InquiryResult, PaymentResult, ReversalResult
 
 
 def bill_json(bill: BillView) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def payment_json(result: PaymentResult) -> dict[str, Any]:
     if result.ntpd:
         out["ntpd"] = result.ntpd
     if result.rc == "00":
+        assert result.bill is not None and result.amount is not None  # an approved payment names both
         if result.validation_code:
             out["validation_code"] = format_code(result.validation_code)
         out["bill"] = bill_json(result.bill)

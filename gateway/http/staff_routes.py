@@ -8,34 +8,42 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
 from aiohttp import web
 
 from gateway.http.problems import Problem
-from gateway.http.staff_auth import audit_staff, staff_user
-from gateway.settlement.close import SettlementError, close_business_date, frozen_totals
+from gateway.http.staff_auth import actor, staff_user
+from gateway.settlement.close import SettlementError
 from gateway.settlement.errors import ReconFileError
-from gateway.settlement.recon import reconcile
-from gateway.settlement.report import report_totals, settlement_report_csv, settlement_report_pdf
+from gateway.staff.support import Actor
 
 READ = {"support", "treasury", "admin"}
 TREASURY = {"treasury", "admin"}
-MAX_RECON_BYTES = 64 * 1024 * 1024
 
 _REPORT_KEYS = ("payments_count", "principal", "penalty", "payments_amount", "reversals_count",
                 "reversals_amount", "net_count", "net_amount")
 
 
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
 def _day(request: web.Request) -> datetime.date:
+    raw = request.match_info["date"]
     try:
-        return datetime.date.fromisoformat(request.match_info["date"])
+        if not _DATE.match(raw):  # fromisoformat alone also takes 20261123 and week dates
+            raise ValueError(raw)
+        return datetime.date.fromisoformat(raw)
     except ValueError:
         raise Problem(400, "date must be YYYY-MM-DD", "30") from None
 
 
 class StaffSettlementRoutes:
+    """The routes translate; the use cases and their audit rows are the treasury service's."""
+
     def __init__(self, services):
         self.s = services
+        self.treasury = services.treasury
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -49,15 +57,13 @@ class StaffSettlementRoutes:
 
     async def status(self, request: web.Request) -> web.Response:
         user = await staff_user(request, READ)
-        day = _day(request)
-        if request.method == "GET":
-            await audit_staff(request, user, "settlement.view", day.isoformat())
+        return await self._status(_day(request), actor(request, user))
+
+    async def _status(self, day: datetime.date, who: Actor | None) -> web.Response:
         names = {b.code: b.name for b in self.s.config.banks}
-        async with self.s.pool.acquire(timeout=3) as conn:
-            state, items = await report_totals(conn, day)
-            _, _, closed_at, closed_by = await frozen_totals(conn, day)
+        found = await self.treasury.status(who, day)
         rows, total = [], dict.fromkeys(_REPORT_KEYS, 0)
-        for t in sorted(items, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
+        for t in sorted(found.totals, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
             values = dict(zip(_REPORT_KEYS, (t.payments_count, t.principal, t.penalty, t.payments_amount,
                                              t.reversals_count, t.reversals_amount,
                                              t.payments_count - t.reversals_count,
@@ -65,10 +71,11 @@ class StaffSettlementRoutes:
             total = {k: total[k] + values[k] for k in _REPORT_KEYS}
             rows.append({"business_date": day.isoformat(), "bank_code": t.bank, "bank_name": names.get(t.bank, ""),
                          "tax": t.tax, **values})
+        closed_at = found.closed_at
         return web.json_response({
-            "business_date": day.isoformat(), "status": state,
+            "business_date": day.isoformat(), "status": found.state,
             "closed_at": closed_at.astimezone(self.s.tz).isoformat(timespec="seconds") if closed_at else None,
-            "closed_by": closed_by, "rows": rows,
+            "closed_by": found.closed_by, "rows": rows,
             "total": {"business_date": day.isoformat(), "bank_code": "TOTAL", "bank_name": "", "tax": "ALL", **total},
         })
 
@@ -76,15 +83,10 @@ class StaffSettlementRoutes:
         user = await staff_user(request, TREASURY)
         day = _day(request)
         try:
-            result = await close_business_date(
-                self.s.pool, day, now_utc=self.s.engine.ctx.clock.now(), tz=self.s.tz,
-                cutoff=self.s.config.region.cutoff_time, operator=user.username)
+            await self.treasury.close(actor(request, user), day, self.s.engine.ctx.clock.now())
         except SettlementError as exc:
-            await audit_staff(request, user, "settlement.close.refused", day.isoformat(), {"reason": str(exc)})
             raise Problem(409, str(exc)) from None
-        await audit_staff(request, user, "settlement.close", day.isoformat(),
-                           {"already_closed": result.already_closed})
-        return await self.status(request)
+        return await self._status(day, None)  # the close itself is the audited action
 
     async def upload(self, request: web.Request) -> web.Response:
         user = await staff_user(request, TREASURY)
@@ -92,14 +94,10 @@ class StaffSettlementRoutes:
         bank = request.query.get("bank", "")
         if self.s.config.bank(bank) is None:
             raise Problem(400, "bank: a configured bank code is required (?bank=CODE)", "30")
-        data = request["body"]
         try:
-            async with self.s.pool.acquire(timeout=3) as conn:
-                result = await reconcile(conn, day, bank, f"upload:{bank}", data)
+            result = await self.treasury.reconcile(actor(request, user), day, bank, request["body"])
         except ReconFileError as exc:
             raise Problem(400, str(exc), "30") from None
-        await audit_staff(request, user, "reconciliation.import", f"{day.isoformat()}/{bank}",
-                           {"report_id": result.report_id, "new_items": result.new_items, "counts": result.counts})
         return web.json_response({
             "summary": {c: result.counts.get(c, 0) for c in ("matched", "amount_mismatch", "status_mismatch",
                                                              "missing_at_gateway", "missing_at_bank")},
@@ -110,12 +108,7 @@ class StaffSettlementRoutes:
 
     async def reports(self, request: web.Request) -> web.Response:
         user = await staff_user(request, READ)
-        day = _day(request)
-        await audit_staff(request, user, "reconciliation.view", day.isoformat())
-        async with self.s.pool.acquire(timeout=3) as conn:
-            rows = await conn.fetch(
-                "SELECT id, bank_code, file_name, counts, new_items, imported_at FROM recon_reports"
-                " WHERE business_date = $1 ORDER BY id", day)
+        rows = await self.treasury.reports(actor(request, user), _day(request))
         return web.json_response({"reports": [
             {"id": r["id"], "bank_code": r["bank_code"], "file_name": r["file_name"],
              "summary": json.loads(r["counts"]), "new_items": r["new_items"],
@@ -123,14 +116,10 @@ class StaffSettlementRoutes:
 
     async def report_csv(self, request: web.Request) -> web.Response:
         user = await staff_user(request, READ)
-        await audit_staff(request, user, "settlement.report", f"{request.match_info['date']} csv")
-        async with self.s.pool.acquire(timeout=3) as conn:
-            text = await settlement_report_csv(conn, _day(request), self.s.config.banks)
+        text = await self.treasury.statement_csv(actor(request, user), _day(request))
         return web.Response(text=text, content_type="text/csv")
 
     async def report_pdf(self, request: web.Request) -> web.Response:
         user = await staff_user(request, READ)
-        await audit_staff(request, user, "settlement.report", f"{request.match_info['date']} pdf")
-        async with self.s.pool.acquire(timeout=3) as conn:
-            pdf = await settlement_report_pdf(conn, _day(request), self.s.config)
+        pdf = await self.treasury.statement_pdf(actor(request, user), _day(request))
         return web.Response(body=pdf, content_type="application/pdf")

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
 from gateway.domain.errors import FormatError
-from gateway.domain.nop import parse_nop
+from gateway.domain.text import NOTE_MAX
 from gateway.http.bank_routes import json_body
+from gateway.http.edge import text_field
 from gateway.http.problems import Problem
-from gateway.http.staff_auth import audit_staff, staff_user
-from gateway.store import transactions as store
+from gateway.http.staff_auth import actor, staff_user
+from gateway.staff.support import RESOLUTIONS, search_date
+from gateway.staff.support import search_filters as parse_search
 
 ALL = {"support", "treasury", "admin"}
-RESOLUTIONS = ("accepted", "corrected", "escalated")
 
 
 def _plain(value: Any) -> Any:
@@ -26,6 +27,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
     return value
+
+
+@overload
+def _record(row: None, *, json_fields: tuple[str, ...] = ()) -> None: ...
+
+
+@overload
+def _record(row: Any, *, json_fields: tuple[str, ...] = ()) -> dict[str, Any]: ...
 
 
 def _record(row, *, json_fields: tuple[str, ...] = ()) -> dict[str, Any] | None:
@@ -45,9 +54,21 @@ def _id(request: web.Request) -> int:
     return int(raw)
 
 
+def search_filters(q) -> tuple[dict[str, Any], str | None]:
+    """The filters of ``GET /v1/transactions`` and the response code asked for, or Problem 400 (RC 30); the
+    parsing is the support service's, shared with the console's search form."""
+    try:
+        return parse_search(q)
+    except FormatError as exc:
+        raise Problem(400, f"malformed search parameter: {exc}", "30") from None
+
+
 class StaffSupportRoutes:
+    """The routes translate; the use cases (and their audit rows, in the same transaction) are the
+    support service's."""
+
     def __init__(self, services):
-        self.s = services
+        self.support = services.support
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -60,33 +81,15 @@ class StaffSupportRoutes:
 
     async def search(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
-        q = request.query
-        filters: dict[str, Any] = {}
-        try:
-            if q.get("nop"):
-                filters["nop"] = parse_nop(q["nop"])
-            for name in ("registration_number", "ntpd", "rrn", "stan", "bank"):
-                if q.get(name):
-                    filters[name] = q[name].strip()
-            if q.get("date"):
-                filters["date"] = datetime.date.fromisoformat(q["date"])
-            if q.get("before"):
-                filters["before"] = int(q["before"])
-        except (FormatError, ValueError) as exc:
-            raise Problem(400, f"malformed search parameter: {exc}", "30") from None
-        await audit_staff(request, user, "transactions.search", None, {k: str(v) for k, v in filters.items()})
-        async with self.s.pool.acquire(timeout=3) as conn:
-            rows = await store.search(conn, filters, q.get("rc") or None)
+        filters, rc = search_filters(request.query)
+        rows = await self.support.search(actor(request, user), filters, rc)
         return web.json_response({"transactions": [_record(r) for r in rows]})
 
     async def story(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
-        payment_id = _id(request)
-        async with self.s.pool.acquire(timeout=3) as conn:
-            found = await store.story(conn, payment_id)
+        found = await self.support.story(actor(request, user), _id(request))
         if found is None:
             raise Problem(404, "no such transaction")
-        await audit_staff(request, user, "transactions.story", str(payment_id))
         return web.json_response({
             **_record(found["head"]),
             "payment": _record(found["payment"]),
@@ -101,46 +104,34 @@ class StaffSupportRoutes:
     async def note(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
         payment_id = _id(request)
-        text = json_body(request).get("note")
-        if not isinstance(text, str) or not 1 <= len(text.strip()) <= 2000:
-            raise Problem(400, "note: 1-2000 characters required", "30")
-        async with self.s.pool.acquire(timeout=3) as conn:
-            added = await store.add_note(conn, payment_id, user.username, text.strip())
-        if not added:
+        text = text_field(json_body(request), "note", NOTE_MAX, "30", multiline=True).strip()
+        if not await self.support.add_note(actor(request, user), payment_id, text):
             raise Problem(404, "no such transaction")
-        await audit_staff(request, user, "transactions.note", str(payment_id), {"note": text.strip()})
-        return web.json_response({"payment_id": payment_id, "author": user.username, "note": text.strip()},
-                                 status=201)
+        return web.json_response({"payment_id": payment_id, "author": user.username, "note": text}, status=201)
 
     async def items(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
         day = None
         if request.query.get("date"):
             try:
-                day = datetime.date.fromisoformat(request.query["date"])
-            except ValueError:
+                day = search_date(request.query["date"])
+            except FormatError:
                 raise Problem(400, "date must be YYYY-MM-DD", "30") from None
-        await audit_staff(request, user, "reconciliation.items", day.isoformat() if day else None)
-        async with self.s.pool.acquire(timeout=3) as conn:
-            rows = await store.open_items(conn, day)
+        rows = await self.support.open_items(actor(request, user), day)
         return web.json_response({"items": [_record(r) for r in rows]})
 
     async def resolve(self, request: web.Request) -> web.Response:
         user = await staff_user(request, ALL)
         item_id = _id(request)
         body = json_body(request)
-        resolution, note = body.get("resolution"), body.get("note")
+        resolution = body.get("resolution")
         if resolution not in RESOLUTIONS:
             raise Problem(400, f"resolution: one of {', '.join(RESOLUTIONS)}", "30")
-        if not isinstance(note, str) or not note.strip():
-            raise Problem(400, "note: required", "30")
-        async with self.s.pool.acquire(timeout=3) as conn:
-            outcome = await store.resolve_item(conn, item_id, resolution, note.strip(), user.username)
+        note = text_field(body, "note", NOTE_MAX, "30", multiline=True).strip()
+        outcome = await self.support.resolve(actor(request, user), item_id, resolution, note)
         if outcome == "missing":
             raise Problem(404, "no such reconciliation item")
         if outcome == "already":
             raise Problem(409, "this item is already resolved")
-        await audit_staff(request, user, "reconciliation.resolve", str(item_id),
-                          {"resolution": resolution, "note": note.strip()})
         return web.json_response({"id": item_id, "status": "resolved", "resolution": resolution,
                                   "resolved_by": user.username})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gateway.domain.codes import message
 from gateway.domain.nop import display_nop
-from gateway.payment.results import InquiryResult
+from gateway.service.results import InquiryResult
 
 
 def rupiah(amount: int) -> str:

@@ -4,25 +4,25 @@ An inquiry never changes a bill. An approved inquiry by a bank records a quote (
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from gateway.domain.assessment import amount_due, assess, bphtb_matches, nothing_due, tax_year_window
 from gateway.domain.bills import Tax, other_unpaid_years, pbb_bill_key
 from gateway.domain.codes import RC
 from gateway.domain.errors import FormatError
-from gateway.domain.nop import in_region, parse_nop, parse_tax_year
+from gateway.domain.nop import parse_nop, parse_tax_year
 from gateway.domain.sspd import parse_registration
-from gateway.inquiry.due import amount_due, bill_view, not_payable, nothing_due
-from gateway.payment.context import ServiceContext
-from gateway.payment.requests import BphtbInquiry, PbbArrears, PbbInquiry
-from gateway.payment.results import ArrearsLine, ArrearsResult, InquiryResult, QuoteView
-from gateway.payment.unit import run_once
+from gateway.service.context import ServiceContext
+from gateway.service.requests import BphtbInquiry, MessageKey, PbbArrears, PbbInquiry
+from gateway.service.results import ArrearsLine, ArrearsResult, InquiryResult, QuoteView, to_json
+from gateway.service.unit import TRANSIENT, answer_repeat, run_direct, run_once
+from gateway.service.views import bill_view
 from gateway.store import bills as bill_store
-from gateway.store import money
-
-# Arrears and "other unpaid years" look at the current tax year and the five before it.
-WINDOW_YEARS = 5
+from gateway.store import keys, money
 
 
 class InquiryService:
@@ -35,19 +35,9 @@ class InquiryService:
             year = parse_tax_year(req.tax_year)
         except FormatError:
             return InquiryResult(rc=RC.FORMAT_ERROR)
-        if refusal := self.ctx.bank_refusal(req.bank, Tax.PBB):
+        if refusal := self.ctx.refusal(req.bank, Tax.PBB, nop):
             return InquiryResult(rc=refusal)
-        if not in_region(nop, self.ctx.region_code):
-            return InquiryResult(rc=RC.BILL_NOT_FOUND)
-        now = self.ctx.clock.now()
-        bill_key = pbb_bill_key(nop, year)
-
-        async def work(conn: asyncpg.Connection) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.PBB, bill_key, self.window(now), self.ctx.business_date(now))
-            return await self._answer(conn, row, req.bank, now)
-
-        return await run_once(self.ctx, bank=req.bank, key=req.key, operation="pbb-inquiry",
-                              result_type=InquiryResult, work=work)
+        return await self._inquire(req.bank, req.key, Tax.PBB, pbb_bill_key(nop, year), "pbb-inquiry")
 
     async def inquire_bphtb(self, req: BphtbInquiry) -> InquiryResult:
         try:
@@ -56,45 +46,75 @@ class InquiryService:
             year = parse_tax_year(req.tax_year) if req.tax_year not in (None, "") else None
         except FormatError:
             return InquiryResult(rc=RC.FORMAT_ERROR)
-        if refusal := self.ctx.bank_refusal(req.bank, Tax.BPHTB):
+        if refusal := self.ctx.refusal(req.bank, Tax.BPHTB):
             return InquiryResult(rc=refusal)
+
+        def matches(row: asyncpg.Record) -> bool:
+            return bphtb_matches(row, nop, year, self.ctx.region_code)
+
+        return await self._inquire(req.bank, req.key, Tax.BPHTB, registration, "bphtb-inquiry", matches)
+
+    async def _inquire(self, bank: str | None, key: MessageKey | None, tax: Tax, bill_key: str, operation: str,
+                       matches: Callable[[asyncpg.Record], bool] | None = None) -> InquiryResult:
+        """One read (the bill, the database's clock, an answer already stored under the key), the answer
+        worked out, then its quote and key written without waiting for a synchronous commit (spec/domain.md
+        "Quotes"): no transaction, nothing durable on the inquiry's path."""
         now = self.ctx.clock.now()
+        business_date = self.ctx.business_date(now)
+        keyed = key if bank is not None else None
 
         async def work(conn: asyncpg.Connection) -> InquiryResult:
-            row = await bill_store.find(conn, Tax.BPHTB, registration, self.window(now),
-                                        self.ctx.business_date(now))
-            if row is not None and not bphtb_matches(row, nop, year, self.ctx.region_code):
-                row = None
-            return await self._answer(conn, row, req.bank, now)
+            row = await bill_store.read_keyed(conn, tax, bill_key, tax_year_window(business_date), business_date,
+                                              (keyed.channel, bank, keyed.key) if keyed and bank else None)
+            if keyed is not None and (stored := keys.stored_answer(row["key_hash"], row["key_operation"],
+                                                                    row["key_answer"])) is not None:
+                return answer_repeat(stored, keyed, operation, InquiryResult)
+            bill = row if row["id"] is not None and (matches is None or matches(row)) else None
+            result, quote = self._answer(bill, bank, now, row["db_now"])
+            if result.rc in TRANSIENT or bank is None or (quote is None and keyed is None):
+                return result
+            key_values = (keyed.channel, keyed.key, keyed.content_hash(), operation,
+                          json.dumps(to_json(result))) if keyed is not None else None
+            if await money.record_inquiry(conn, bank, quote, key_values):
+                return result
+            # The same key's answer was stored between the read and this write: a repeat after all.
+            assert keyed is not None
+            stored = await keys.find(conn, keyed.channel, bank, keyed.key)
+            assert stored is not None, "a key that conflicted holds an answer"
+            return answer_repeat(stored, keyed, operation, InquiryResult)
 
-        return await run_once(self.ctx, bank=req.bank, key=req.key, operation="bphtb-inquiry",
-                              result_type=InquiryResult, work=work)
+        return await run_direct(self.ctx, bank=bank, operation=operation, result_type=InquiryResult, work=work)
 
-    async def _answer(self, conn: asyncpg.Connection, row: asyncpg.Record | None, bank: str | None,
-                      now: datetime) -> InquiryResult:
+    def _answer(self, row: asyncpg.Record | None, bank: str | None, now: datetime,
+                db_now: datetime) -> tuple[InquiryResult, money.NewQuote | None]:
         business_date = self.ctx.business_date(now)
         if row is not None and row["date_state"] in ("closing", "closed"):
             # New financial messages of a date being closed get 90 (spec/domain.md "Business day").
-            return InquiryResult(rc=RC.CUTOFF_IN_PROGRESS, business_date=business_date)
+            return InquiryResult(rc=RC.CUTOFF_IN_PROGRESS, business_date=business_date), None
         if row is None:
-            return InquiryResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
+            return InquiryResult(rc=RC.BILL_NOT_FOUND, business_date=business_date), None
         view = bill_view(row, self.ctx.region_name)
-        if row["status"] == "paid":
+        verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy)
+        if verdict.rc == RC.ALREADY_PAID:
             ntpd = row["active_ntpd"] if bank is not None and row["active_bank"] == bank else None
             return InquiryResult(rc=RC.ALREADY_PAID, business_date=business_date, bill=view,
-                                 amount=nothing_due(row), ntpd=ntpd)
-        if not_payable(row, business_date):
-            return InquiryResult(rc=RC.NOT_PAYABLE, business_date=business_date, bill=view)
-        due = amount_due(row, self.ctx.local_date(now), self.ctx.policy)
+                                 amount=verdict.amount, ntpd=ntpd), None
+        if verdict.rc != RC.APPROVED:
+            return InquiryResult(rc=verdict.rc, business_date=business_date, bill=view), None
+        due = verdict.amount
+        assert due is not None  # RC 00 comes with the amount due (assess)
         others = other_unpaid_years(business_date.year, row["tax_year"], row["unpaid_years"] or ())
         quote = None
         if bank is not None:
-            expires_at = now + self.ctx.quote_ttl
-            await money.record_quote(conn, row["id"], bank, due.principal, due.penalty, due.months_late,
-                                     now, expires_at)
-            quote = QuoteView(total=due.total, expires_at=expires_at)
+            # The quote's lifetime runs on the database's clock, the one every instance shares, shifted by
+            # the gateway's offset (a [testing] clock).
+            created = db_now + timedelta(seconds=self.ctx.clock_skew_s(now))
+            quote = money.NewQuote(bill_id=row["id"], principal=due.principal, penalty=due.penalty,
+                                   months_late=due.months_late, created_at=created,
+                                   expires_at=created + self.ctx.quote_ttl)
         return InquiryResult(rc=RC.APPROVED, business_date=business_date, bill=view, amount=due,
-                             other_unpaid_years=others, quote=quote)
+                             other_unpaid_years=others,
+                             quote=QuoteView(total=due.total, expires_at=quote.expires_at) if quote else None), quote
 
     def window(self, now: datetime) -> tuple[int, int]:
         return tax_year_window(self.ctx.business_date(now))
@@ -104,10 +124,8 @@ class InquiryService:
             nop = parse_nop(req.nop)
         except FormatError:
             return ArrearsResult(rc=RC.FORMAT_ERROR)
-        if refusal := self.ctx.bank_refusal(req.bank, Tax.PBB):
+        if refusal := self.ctx.refusal(req.bank, Tax.PBB, nop):
             return ArrearsResult(rc=refusal)
-        if not in_region(nop, self.ctx.region_code):
-            return ArrearsResult(rc=RC.BILL_NOT_FOUND)
         now = self.ctx.clock.now()
         business_date = self.ctx.business_date(now)
         paid_on = self.ctx.local_date(now)
@@ -125,20 +143,9 @@ class InquiryService:
                               result_type=ArrearsResult, work=work)
 
 
-def tax_year_window(business_date: date) -> tuple[int, int]:
-    """The current tax year (of the business date) and the five before it."""
-    return business_date.year - WINDOW_YEARS, business_date.year
-
-
 def arrears_line(row: asyncpg.Record, paid_on: date, ctx: ServiceContext) -> ArrearsLine:
     view = bill_view(row, ctx.region_name)
     if row["status"] == "unpaid":
         return ArrearsLine(view, amount_due(row, paid_on, ctx.policy))
     return ArrearsLine(view, nothing_due(row))
 
-
-def bphtb_matches(row: asyncpg.Record, nop: str | None, year: int | None, region_code: str) -> bool:
-    """The optional NOP and tax year of a BPHTB request must agree with the registration (else RC 14)."""
-    if nop is not None and (nop != row["nop"] or not in_region(nop, region_code)):
-        return False
-    return year is None or year == row["tax_year"]

@@ -1,46 +1,72 @@
-"""One bank connection: framing, many requests in flight, back-pressure, idle timeout, echo, MAC, logging.
+"""One bank connection: framing, many requests in flight, back-pressure, timeouts, echo, MAC, logging.
 
 Requests are handled concurrently and answered in any order (the bank matches by field 11 + 7). At most
 ``max_in_flight`` are in progress; beyond that the connection stops reading, so a bank that floods the
 gateway slows itself down and nobody else.
+
+Timeouts are kept by one watchdog task (``_watchdog``), never by cancelling a read: a connection with no
+complete frame ``first_frame_timeout_s`` after opening, or without traffic for ``idle_timeout_s``
+(frames, keep-alives and answers sent all count), is closed by aborting its transport.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import time
 from datetime import UTC, datetime
+from typing import cast
 
 import structlog
 
 from gateway import metrics
 from gateway.config import Iso8583Config
 from gateway.domain.codes import RC
+from gateway.domain.log_row import LogRow
 from gateway.iso8583 import framing, mac
 from gateway.iso8583.messages import ConnectionState, Outcome, Router
 from gateway.iso8583.profiles import mask_pan
 from gateway.iso8583.spec import IsoFormatError, decode, encode, is_request
-from gateway.store.message_log import LogRow, MessageLog
+from gateway.service.ports import MessageSink
 
 log = structlog.get_logger("gateway.iso8583")
+
+# When the message being handled arrived (time.monotonic()), for the timing of a row written elsewhere.
+_started: contextvars.ContextVar[float] = contextvars.ContextVar("iso_message_started")
 
 _connection_ids = itertools.count(1)
 _stan = itertools.count(1)
 
-# Fields never stored in the message log (track data, PIN block, chip data).
-NEVER_LOGGED = ("35", "52", "55")
+# The message log's allow-list (spec/iso8583.md "Transport and framing"): the MTI and the fields of the
+# spec's field table. Their values are stored (field 2 masked to first 6 + last 4; the NIK inside field 62
+# is masked when the profile is built). Any other field a bank sends (34 extended PAN, 35/45/36 track
+# data, 52 PIN block, 55 chip data, or anything else) is stored as {"len": <characters>} only: its
+# presence and size help diagnose a bank's message, its value is never written anywhere.
+LOGGED_FIELDS = frozenset((
+    "t", "2", "3", "4", "7", "11", "12", "13", "15", "18", "32", "33", "37", "39", "41", "42", "43", "47",
+    "48", "49", "61", "62", "63", "64", "70", "90", "128",
+))
 
 
-def masked(fields: dict[str, str]) -> dict[str, str]:
-    out = {k: v for k, v in fields.items() if k not in NEVER_LOGGED and k not in ("p", "1")}
-    if "2" in out:
-        out["2"] = mask_pan(out["2"])
+def masked(fields: dict[str, str]) -> dict[str, object]:
+    """What the message log may store of `fields`: allow-listed values, everything else by length only.
+
+    The bitmaps ("p", "1") are left out: they follow from the fields present. Keys that are not field
+    numbers (a client's own bookkeeping) are left out too.
+    """
+    out: dict[str, object] = {}
+    for key, value in fields.items():
+        if key in LOGGED_FIELDS:
+            out[key] = mask_pan(value) if key == "2" else value
+        elif key.isdigit() and key != "1":
+            out[key] = {"len": len(value) if isinstance(value, (str, bytes)) else 0}
     return out
 
 
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: ConnectionState,
-                 router: Router, message_log: MessageLog | None, settings: Iso8583Config):
+                 router: Router, message_log: MessageSink | None, settings: Iso8583Config,
+                 peer: tuple[str, int] | None = None):
         self.reader = reader
         self.writer = writer
         self.state = state
@@ -48,13 +74,17 @@ class Connection:
         self.message_log = message_log
         self.settings = settings
         self.id = f"iso-{next(_connection_ids)}"
-        peer = writer.get_extra_info("peername")
+        # The bank's address: the socket's peer, or the one a trusted balancer's PROXY header named.
+        peer = peer or writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.log = log.bind(connection=self.id, bank=state.bank.code, peer=self.peer)
         self.in_flight: set[asyncio.Task] = set()
         self.slots = asyncio.Semaphore(settings.max_in_flight)
-        self.last_traffic = time.monotonic()
+        self.opened_at = self.last_traffic = time.monotonic()
+        # Set by the first complete frame (a keep-alive counts: it is a whole frame of length zero).
+        self.framed = False
         self.closing = False
+        state.answer_row = self._answer_row
 
     @property
     def framing(self) -> str:
@@ -66,11 +96,11 @@ class Connection:
 
     async def run(self) -> None:
         self.log.info("connection opened")
-        echo = asyncio.create_task(self._echo_loop())
+        watchdog = asyncio.create_task(self._watchdog())
         try:
             await self._read_loop()
         finally:
-            echo.cancel()
+            watchdog.cancel()
             await self.drain(timeout_s=10)
             self.writer.close()
             try:
@@ -80,12 +110,13 @@ class Connection:
             self.log.info("connection closed")
 
     async def _read_loop(self) -> None:
-        # No timeout around a read: cancelling one mid-frame would desynchronise the stream. Idleness is
-        # watched by the echo loop, which closes the transport.
+        # No timeout around a read: cancelling one mid-frame would desynchronise the stream. The first-frame
+        # and idle timeouts are kept by the watchdog, which closes the transport.
         while not self.closing:
             await self.slots.acquire()  # back-pressure: no reading while max_in_flight are in progress
             try:
-                raw = await framing.read_frame(self.reader, self.framing, self.settings.max_message_bytes)
+                raw = await framing.read_frame(self.reader, self.framing, self.settings.max_message_bytes,
+                                               on_keep_alive=self._keep_alive)
             except framing.FramingError as exc:
                 self.slots.release()
                 self._log_event("in", "framing_error", str(exc))
@@ -100,11 +131,16 @@ class Connection:
             if raw is None:
                 self.slots.release()
                 return
+            self.framed = True
             self.last_traffic = time.monotonic()
             metrics.IN_FLIGHT.labels("iso").inc()
             task = asyncio.create_task(self._handle(raw, time.monotonic()))
             self.in_flight.add(task)
             task.add_done_callback(self._done)
+
+    def _keep_alive(self) -> None:
+        self.framed = True
+        self.last_traffic = time.monotonic()
 
     def _done(self, task: asyncio.Task) -> None:
         metrics.IN_FLIGHT.labels("iso").dec()
@@ -122,7 +158,8 @@ class Connection:
             # Stop the transport first: bytes the bank sends after feed_eof() would otherwise hit
             # StreamReader.feed_data ("feed_data after feed_eof"), a fatal error that kills the
             # transport and with it the answers of the requests still in flight.
-            self.writer.transport.pause_reading()
+            # A stream's transport reads too (typeshed types StreamWriter.transport as WriteTransport only).
+            cast(asyncio.Transport, self.writer.transport).pause_reading()
         except Exception:  # noqa: BLE001 - already closing or closed
             pass
         try:
@@ -133,6 +170,7 @@ class Connection:
     # -- one message -------------------------------------------------------------------------------
 
     async def _handle(self, raw: bytes, started: float) -> None:
+        _started.set(started)  # each message is its own task: the value is this message's
         try:
             request = decode(raw)
         except IsoFormatError as exc:
@@ -145,11 +183,18 @@ class Connection:
             else:
                 self.log.warning("undecodable message dropped", reason=exc.reason)
             return
-        self._log_row("in", request)
-        if not is_request(request["t"]):
-            # An answer from the bank (e.g. to the gateway's echo): logged, nothing to send.
-            return
         key = self.mac_key
+        if not is_request(request["t"]):
+            # An answer from the bank (e.g. to the gateway's echo): logged, nothing to send. Where the bank
+            # has a MAC key its answers carry a MAC too; a missing or wrong one is a security event.
+            if key is not None and not mac.verify(raw, key):
+                self.log.warning("security: missing or wrong MAC on an answer", mti=request["t"],
+                                 stan=request.get("11"))
+                self._log_row("in", request, event="security", detail="missing or wrong MAC")
+            else:
+                self._log_row("in", request)
+            return
+        self._log_row("in", request)
         if key is not None and not mac.verify(raw, key):
             self.log.warning("security: missing or wrong MAC", mti=request["t"], stan=request.get("11"))
             outcome = self.router.refuse(request, RC.DO_NOT_HONOUR, detail="missing or wrong MAC", event="security")
@@ -174,9 +219,8 @@ class Connection:
         metrics.MESSAGES.labels("iso", self.state.bank.code, request.get("t", "?"), request.get("3", "-"),
                                 outcome.rc).inc()
         metrics.LATENCY.labels("iso", request.get("t", "?")).observe(elapsed_ms / 1000)
-        self._log_row("out", outcome.fields, event=outcome.event, detail=outcome.detail, rc=outcome.rc,
-                      ntpd=outcome.ntpd, bill_id=outcome.bill_id, message_key=outcome.message_key,
-                      elapsed_ms=elapsed_ms)
+        if not outcome.logged and self.message_log is not None:  # an approval's was written with the payment
+            self.message_log.add(self._outcome_row(outcome, elapsed_ms))
         self.log.info("answered", mti=outcome.fields.get("t"), pc=request.get("3"), stan=request.get("11"),
                       rrn=request.get("37"), rc=outcome.rc, ntpd=outcome.ntpd, elapsed_ms=round(elapsed_ms, 2),
                       detail=outcome.detail)
@@ -188,26 +232,44 @@ class Connection:
         except ValueError as exc:
             # An echoed field that cannot be re-encoded: answer with the essentials only.
             self.log.warning("answer re-encoded without echoed fields", reason=str(exc))
-            minimal = {k: fields[k] for k in ("t", "7", "11", "15", "39") if k in fields}
+            minimal: dict[str, str] = {k: fields[k] for k in ("t", "7", "11", "15", "39") if k in fields}
             return mac.sign(minimal, key) if key is not None else encode(minimal)
 
-    # -- echo after silence ------------------------------------------------------------------------
+    # -- timeouts and echo after silence -----------------------------------------------------------
 
-    async def _echo_loop(self) -> None:
-        """After ``echo_after_s`` of silence send an 0800/301; after ``idle_timeout_s`` close."""
+    async def _watchdog(self) -> None:
+        """Close a connection with no complete frame ``first_frame_timeout_s`` after opening, or silent
+        for ``idle_timeout_s``; after ``echo_after_s`` of silence send an 0800/301."""
         echo_s, idle_s = self.settings.echo_after_s, self.settings.idle_timeout_s
+        first_s = self.settings.first_frame_timeout_s
+        tick_s = min(1.0, max(0.05, min(echo_s, first_s) / 10))
         echoed_at = float("-inf")
         while True:
-            silent = time.monotonic() - self.last_traffic
+            now = time.monotonic()
+            if not self.framed and now - self.opened_at >= first_s:
+                # A peer that never completes a frame holds a connection (and a file descriptor) for
+                # nothing: with enough of them both channels would refuse service.
+                detail = f"no complete frame within {first_s} s of opening; closed"
+                self.log.warning("security: " + detail)
+                self._log_event("in", "security", detail)
+                self._close_now()
+                return
+            silent = now - self.last_traffic
             if silent >= idle_s:
                 self.log.info("idle timeout; closing")
-                self.stop_reading()
-                self.writer.transport.abort()
+                self._close_now()
                 return
-            if silent >= echo_s and time.monotonic() - echoed_at >= echo_s:
-                echoed_at = time.monotonic()
+            if silent >= echo_s and now - echoed_at >= echo_s:
+                echoed_at = now
                 await self._send_echo()
-            await asyncio.sleep(min(1.0, max(0.05, echo_s / 10)))
+            await asyncio.sleep(tick_s)
+
+    def _close_now(self) -> None:
+        self.stop_reading()
+        try:
+            self.writer.transport.abort()
+        except Exception:  # noqa: BLE001 - already closed
+            pass
 
     async def _send_echo(self) -> None:
         fields = {"t": "0800", "7": datetime.now(UTC).strftime("%m%d%H%M%S"),
@@ -229,11 +291,29 @@ class Connection:
                  message_key: str | None = None, elapsed_ms: float | None = None) -> None:
         if self.message_log is None:
             return
-        self.message_log.add(LogRow(
+        self.message_log.add(self._row(direction, fields, event=event, detail=detail, rc=rc, ntpd=ntpd,
+                                       bill_id=bill_id, message_key=message_key, elapsed_ms=elapsed_ms))
+
+    def _row(self, direction: str, fields: dict[str, str], *, event: str = "message", detail: str | None = None,
+             rc: str | None = None, ntpd: str | None = None, bill_id: str | None = None,
+             message_key: str | None = None, elapsed_ms: float | None = None) -> LogRow:
+        return LogRow(
             logged_at=datetime.now(UTC), channel="iso", direction=direction, event=event,
             bank_code=self.state.bank.code, connection_id=self.id, peer=self.peer, mti=fields.get("t"),
             processing_code=fields.get("3"), stan=fields.get("11"), transmitted=fields.get("7"),
             rrn=fields.get("37"), response_code=rc or fields.get("39"), bill_id=bill_id or fields.get("61"),
             ntpd=ntpd or fields.get("47"), message_key=message_key, elapsed_ms=elapsed_ms,
             fields=masked(fields), detail=detail,
-        ))
+        )
+
+    def _answer_row(self, outcome: Outcome) -> LogRow | None:
+        """The 'out' row of an approval, written by the payment's own transaction (Router.answer_log)."""
+        if self.message_log is None:
+            return None
+        return self._outcome_row(outcome, (time.monotonic() - _started.get(time.monotonic())) * 1000)
+
+    def _outcome_row(self, outcome: Outcome, elapsed_ms: float) -> LogRow:
+        """The 'out' row of an answer, whichever writer stores it."""
+        return self._row("out", outcome.fields, event=outcome.event, detail=outcome.detail, rc=outcome.rc,
+                         ntpd=outcome.ntpd, bill_id=outcome.bill_id, message_key=outcome.message_key,
+                         elapsed_ms=elapsed_ms)

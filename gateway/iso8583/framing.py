@@ -14,6 +14,7 @@ clients and tests that receive bytes in arbitrary chunks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ["FramingError", "MAX_MESSAGE_BYTES", "frame", "header_length", "parse_header", "read_frame",
            "FrameDecoder"]
@@ -70,14 +71,16 @@ def parse_header(header: bytes, framing: str, max_len: int = MAX_MESSAGE_BYTES) 
     return size
 
 
-async def read_frame(reader: asyncio.StreamReader, framing: str,
-                     max_len: int = MAX_MESSAGE_BYTES) -> bytes | None:
-    """The next message from `reader`, keep-alives skipped.
+async def read_frame(reader: asyncio.StreamReader, framing: str, max_len: int = MAX_MESSAGE_BYTES,
+                     on_keep_alive: Callable[[], None] | None = None) -> bytes | None:
+    """The next message from `reader`, keep-alives skipped (`on_keep_alive` is called for each one, so
+    that the caller can count it as traffic: spec "zero-length keep-alives count as traffic").
 
     Returns None on a clean EOF (the peer closed between frames). Raises FramingError for a bad
     header, and lets asyncio.IncompleteReadError through for EOF inside a header or a message: the
     peer died mid-frame, which the caller logs differently from a normal close. The wait for bytes
-    is unbounded here; idle timeouts are the caller's (asyncio.wait_for / timeout around this call).
+    is unbounded here; idle and first-frame timeouts are the caller's (the server's watchdog closes the
+    transport rather than cancelling this call mid-frame).
     """
     width = header_length(framing)
     while True:
@@ -89,6 +92,8 @@ async def read_frame(reader: asyncio.StreamReader, framing: str,
             raise
         size = parse_header(header, framing, max_len)
         if size == 0:
+            if on_keep_alive is not None:
+                on_keep_alive()
             continue
         return await reader.readexactly(size)
 

@@ -7,21 +7,31 @@ answer's fields.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import structlog
-from datetime import date
 
 from gateway.config import BankConfig
 from gateway.domain.bills import Channel
 from gateway.domain.codes import RC
 from gateway.domain.errors import FormatError
+from gateway.engine import Engine
 from gateway.iso8583.profiles import bphtb_profile, parse_original_data, pbb_profile
-from gateway.payment.engine import Engine
-from gateway.payment.requests import (
-    BphtbInquiry, BphtbPayment, IsoOrigin, MessageKey, OriginalRef, PbbInquiry, PbbPayment, Reversal,
+from gateway.service.requests import (
+    BphtbInquiry,
+    BphtbPayment,
+    IsoOrigin,
+    MessageKey,
+    OriginalRef,
+    PbbInquiry,
+    PbbPayment,
+    Reversal,
 )
-from gateway.payment.results import InquiryResult, PaymentResult, ReversalResult
+from gateway.service.results import InquiryResult, PaymentResult, ReversalResult
+from gateway.service.unit import answer_written
 
 log = structlog.get_logger("gateway.iso8583")
 
@@ -55,6 +65,9 @@ class ConnectionState:
     bank: BankConfig
     signed_on: bool = False
     signed_off: bool = False
+    # The connection's message-log row of an answer (Outcome -> LogRow), for approvals written with the
+    # payment; None: no database log.
+    answer_row: Callable[["Outcome"], Any] | None = None
 
 
 @dataclass
@@ -68,6 +81,8 @@ class Outcome:
     message_key: str | None = None
     event: str = "message"
     detail: str | None = None
+    # The answer's log row was written by the payment's own transaction: the connection must not queue it.
+    logged: bool = False
 
 
 class Router:
@@ -169,19 +184,31 @@ class Router:
         origin = IsoOrigin(stan=request["11"], transmitted=request["7"], rrn=request["37"],
                            terminal_id=request["41"].strip())
         channel = Channel.from_iso(request["18"]).value
+        answer_log = self._answer_log(state, lambda result: self._payment_outcome(request, result, key))
         if tax == "pbb":
-            result = await self.engine.pay_pbb(PbbPayment(
-                bank, parts[0], parts[1], request["4"], request["48"], channel, key, via="iso", origin=origin))
+            paid = await self.engine.pay_pbb(PbbPayment(
+                bank, parts[0], parts[1], request["4"], request["48"], channel, key, via="iso", origin=origin,
+                answer_log=answer_log))
         else:
-            result = await self.engine.pay_bphtb(BphtbPayment(
+            paid = await self.engine.pay_bphtb(BphtbPayment(
                 bank, parts[0], request["4"], request["48"], channel, key, nop=parts[1], tax_year=parts[2],
-                via="iso", origin=origin))
-        return self._payment_outcome(request, result, key)
+                via="iso", origin=origin, answer_log=answer_log))
+        return _mark_logged(self._payment_outcome(request, paid, key), paid, answer_log)
+
+    @staticmethod
+    def _answer_log(state: ConnectionState, outcome_of: Callable[[Any], Outcome]) -> Callable[[Any], Any] | None:
+        """How the payment's transaction writes its approval's answer row: the same row the connection
+        would queue after sending it."""
+        if state.answer_row is None:
+            return None
+        row_of = state.answer_row
+        return lambda result: row_of(outcome_of(result))
 
     def _inquiry_outcome(self, request: dict[str, str], result: InquiryResult, key: MessageKey) -> Outcome:
         fields = self.answer(request, result.rc, result.business_date)
         fields["4"] = ZERO_AMOUNT
         if result.rc == RC.APPROVED:
+            assert result.amount is not None  # an approved inquiry carries the amount due
             fields["4"] = f"{result.amount.total:012d}"
         if result.rc in (RC.APPROVED, RC.ALREADY_PAID) and result.bill is not None:
             add_profile(fields, result)
@@ -192,6 +219,7 @@ class Router:
         fields = self.answer(request, result.rc, result.business_date)
         fields["4"] = request["4"]
         if result.rc == RC.APPROVED:
+            assert result.ntpd is not None  # an approved payment has its NTPD
             fields["47"] = result.ntpd
             add_profile(fields, result)
             if result.validation_code:
@@ -222,15 +250,22 @@ class Router:
         # A 0400 and its 0401 repeats share one key: the 0400's.
         key = MessageKey.iso(request["11"], request["7"], "04", key_content("04", request))
         original = None if ntpd else OriginalRef(stan, transmitted, acquirer, forwarding.lstrip("0"))
+        answer_log = self._answer_log(state, lambda result: self._reversal_outcome(request, result, key))
         result = await self.engine.reverse(Reversal(
-            bank=state.bank.code, amount=request["4"], key=key, ntpd=ntpd, original=original, tax=tax, via="iso"))
-        return self._reversal_outcome(request, result, key)
+            bank=state.bank.code, amount=request["4"], key=key, ntpd=ntpd, original=original, tax=tax, via="iso",
+            answer_log=answer_log))
+        return _mark_logged(self._reversal_outcome(request, result, key), result, answer_log)
 
     def _reversal_outcome(self, request: dict[str, str], result: ReversalResult, key: MessageKey) -> Outcome:
         fields = self.answer(request, result.rc, result.business_date)
         return Outcome(fields=fields, rc=result.rc, bill_id=request["61"], ntpd=result.ntpd,
                        message_key=key.key,
                        detail="tombstone" if result.tombstone else ("repeat" if result.repeated else None))
+
+
+def _mark_logged(outcome: Outcome, result: Any, answer_log: Callable[[Any], Any] | None) -> Outcome:
+    outcome.logged = answer_written(result, answer_log)
+    return outcome
 
 
 def response_mti(mti: str) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from gateway.payment.results import Amount, BillView
+from gateway.domain.assessment import Amount
+from gateway.service.results import BillView
 
 __all__ = [
     "ascii_text", "num", "pbb_profile", "bphtb_profile", "parse_pbb_profile", "parse_bphtb_profile",

@@ -1,24 +1,34 @@
-"""The ISO 8583 listeners: which bank a connection belongs to, the connection limit, TLS, shutdown, reload.
+"""The ISO 8583 listeners: which bank a connection belongs to, the connection limits, TLS, shutdown, reload.
 
 A bank with its own ``iso_listen`` owns every connection to that address (its ``allow`` list still
 checked); on the shared listener the source address (or the TLS client certificate's fingerprint) must
 belong to exactly one bank without a listener of its own. A connection that matches no bank is closed at
 once and logged as a security event (spec/iso8583.md "Transport and framing").
+
+Two limits are checked before that, across all listeners: ``max_connections`` in all and
+``max_connections_per_address`` from one source address; a connection beyond either is closed at once and
+logged as a security event. The per-address limit keeps one peer (or one misbehaving bank) from taking
+every connection slot.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ssl
-from datetime import UTC, datetime
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from gateway import metrics
-from gateway.config import BankConfig, Config, Iso8583Config, parse_listen
+from gateway import metrics, proxy_protocol
+from gateway.config import BankConfig, Config, Iso8583Config, address_in, parse_listen
+from gateway.domain.log_row import LogRow
 from gateway.iso8583.connection import Connection
 from gateway.iso8583.messages import ConnectionState, Router
-from gateway.store.message_log import LogRow, MessageLog
+from gateway.service.ports import MessageSink
 
 log = structlog.get_logger("gateway.iso8583")
 
@@ -48,15 +58,32 @@ def _certificate_ok(bank: BankConfig, cert_fingerprint: str | None) -> bool:
     return not expected or expected == cert_fingerprint
 
 
+@dataclass(frozen=True)
+class ConnectionSnapshot:
+    """One open connection as the console's dashboard shows it (IsoServer.connection_snapshot)."""
+
+    connection_id: str
+    bank_code: str
+    peer: str
+    connected_at: datetime
+    signed_on: bool
+    last_message_at: datetime   # the last complete frame, keep-alive or answer sent
+    in_flight: int
+
+
 class IsoServer:
-    def __init__(self, config: Config, router: Router, message_log: MessageLog | None):
+    def __init__(self, config: Config, router: Router, message_log: MessageSink | None, *, reuse_port: bool = False):
         self.config = config
+        # Several worker processes bind the same listeners (gateway/supervisor.py); the limits below are
+        # then each worker's own.
+        self.reuse_port = reuse_port
         self.settings: Iso8583Config = config.iso8583
         self.router = router
         self.message_log = message_log
         self.directory = BankDirectory(config.banks)
         self.servers: dict[str, asyncio.AbstractServer] = {}
         self.connections: set[Connection] = set()
+        self.per_address: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
         self.ssl = self._ssl_context()
 
@@ -78,9 +105,12 @@ class IsoServer:
         bound = []
         for owner, address in listeners.items():
             host, port = parse_listen(address)
+            # A TLS handshake that never completes is bounded like a first frame that never comes.
+            handshake = {"ssl_handshake_timeout": self.settings.first_frame_timeout_s} if self.ssl else {}
             server = await asyncio.start_server(
-                lambda r, w, owner=owner: self._accept(r, w, owner), host, port, ssl=self.ssl,
-                limit=self.settings.max_message_bytes + 16, reuse_address=True)
+                functools.partial(self._accept, owner=owner), host, port, ssl=self.ssl,
+                limit=self.settings.max_message_bytes + 16, reuse_address=True, reuse_port=self.reuse_port or None,
+                **handshake)
             self.servers[owner] = server
             sock = server.sockets[0].getsockname()
             bound.append((sock[0], sock[1]))
@@ -88,9 +118,29 @@ class IsoServer:
         return bound
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, owner: str) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
+        peer = writer.get_extra_info("peername")
+        if not peer:  # gone before it was accepted (a balancer's or a monitor's connect-only check)
+            writer.transport.abort()
+            return
         if len(self.connections) >= self.settings.max_connections:
             self._security(owner, peer, "connection limit reached; refused")
+            writer.transport.abort()
+            return
+        if self.settings.proxy_protocol_from and address_in(str(peer[0]), self.settings.proxy_protocol_from):
+            # A balancer's connection: the bank's real address comes first, in the PROXY protocol header.
+            try:
+                proxied = await proxy_protocol.read(reader, self.settings.first_frame_timeout_s)
+            except proxy_protocol.ProxyHeaderError as exc:
+                self._security(owner, peer, f"balancer connection without a valid PROXY header ({exc}); closed")
+                writer.transport.abort()
+                return
+            if proxied.source is None:  # the balancer's own health check
+                writer.transport.abort()
+                return
+            peer = proxied.source
+        address = str(peer[0])
+        if self.per_address[address] >= self.settings.max_connections_per_address:
+            self._security(owner, peer, "connection limit per address reached; refused")
             writer.transport.abort()
             return
         fingerprint = None
@@ -102,8 +152,10 @@ class IsoServer:
             self._security(owner, peer, "connection matches no bank; closed")
             writer.transport.abort()
             return
-        connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings)
+        connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings,
+                                peer=peer)
         self.connections.add(connection)
+        self.per_address[address] += 1
         metrics.CONNECTIONS.set(len(self.connections))
         task = asyncio.current_task()
         if task is not None:
@@ -112,6 +164,9 @@ class IsoServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.per_address[address] -= 1
+            if self.per_address[address] <= 0:
+                del self.per_address[address]
             metrics.CONNECTIONS.set(len(self.connections))
             self.tasks.discard(task)
 
@@ -121,6 +176,18 @@ class IsoServer:
             self.message_log.add(LogRow(logged_at=datetime.now(UTC), channel="iso", direction="in",
                                         event="security", peer=f"{peer[0]}:{peer[1]}", detail=detail,
                                         bank_code=owner or None))
+
+    def connection_snapshot(self) -> list[ConnectionSnapshot]:
+        """The open connections, from memory only (no I/O, no await: cheap to call from any task). Times are
+        the connections' monotonic marks turned into wall-clock time at this moment."""
+        wall, mono = datetime.now(UTC), time.monotonic()
+
+        def at(mark: float) -> datetime:
+            return wall - timedelta(seconds=max(0.0, mono - mark))
+
+        return [ConnectionSnapshot(c.id, c.state.bank.code, c.peer, at(c.opened_at), c.state.signed_on,
+                                   at(c.last_traffic), len(c.in_flight))
+                for c in list(self.connections)]
 
     def reload(self, config: Config) -> None:
         """New bank list (SIGHUP): connections of a bank that is gone are closed; others see the new

@@ -12,6 +12,7 @@ recomputes them from the fields present, so a bitmap can never disagree with the
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import iso8583
 import iso8583.specs
@@ -19,7 +20,8 @@ import iso8583.specs
 __all__ = ["SPEC", "IsoFormatError", "decode", "encode", "response_mti", "is_request"]
 
 # A deep copy, so that changing it can never alter pyiso8583's module-level default for other users.
-SPEC = copy.deepcopy(iso8583.specs.default_ascii)
+# Typed as pyiso8583's encoder reads it: a field's settings are str, int or bool by name.
+SPEC: dict[str, dict[str, Any]] = copy.deepcopy(iso8583.specs.default_ascii)
 
 # The field table agrees with default_ascii everywhere (lengths, LLVAR/LLLVAR, ASCII encoding of data
 # and length prefixes) except here:
@@ -38,7 +40,6 @@ _KINDS = {
     "70": "n", "90": "n", "128": "an",
 }  # fmt: skip
 
-_DIGITS = frozenset("0123456789")
 _HEX_UPPER = frozenset("0123456789ABCDEF")
 # "an"/"ans" are checked as printable ASCII (space..tilde): strict ISO "an" (letters and digits only)
 # would refuse e.g. an RRN with a space that banks do send, and nothing in the gateway depends on it.
@@ -159,7 +160,7 @@ def _readable_mti(data: bytes) -> str | None:
 
 def _is_digits(text: str, min_len: int, max_len: int) -> bool:
     # str.isdigit() would accept non-ASCII digits (see gateway.domain._digits).
-    return isinstance(text, str) and min_len <= len(text) <= max_len and _DIGITS.issuperset(text)
+    return isinstance(text, str) and min_len <= len(text) <= max_len and text.isascii() and text.isdigit()
 
 
 def _kind(key: str) -> str:
@@ -200,7 +201,7 @@ def _field_problem(key: str, value: str, enc: dict) -> str | None:
         if not _is_digits(value, low, spec["max_len"]):
             return f"must be {'' if spec['len_type'] else 'exactly '}{spec['max_len']} digits"
         return None
-    if not _PRINTABLE.issuperset(value):
+    if not (value.isascii() and value.isprintable()):
         return "must be printable ASCII"
     return None
 
@@ -212,5 +213,7 @@ def _prepare(key: str, value: str) -> str:
         if not _is_digits(value, 1, max_len):
             raise ValueError(f"field {key}: must be 1..{max_len} ASCII digits, got {value!r}")
         return value if spec["len_type"] else value.zfill(max_len)
-    text = "".join(c if c in _PRINTABLE else "?" for c in value)[:max_len]
+    # str.isprintable() is, on ASCII text, the printable range 0x20-0x7E: the usual answer is checked in C.
+    printable = value.isascii() and value.isprintable()
+    text = (value if printable else "".join(c if c in _PRINTABLE else "?" for c in value))[:max_len]
     return text if spec["len_type"] else text.ljust(max_len)

@@ -11,10 +11,11 @@ from gateway.domain.codes import RC
 from gateway.domain.errors import FormatError
 from gateway.domain.money import parse_amount
 from gateway.domain.ntpd import parse_ntpd
-from gateway.payment.context import ServiceContext
-from gateway.payment.requests import Reversal
-from gateway.payment.results import ReversalResult
-from gateway.payment.unit import run_once
+from gateway.domain.text import REASON_MAX, check_text
+from gateway.service.context import ServiceContext
+from gateway.service.requests import Reversal
+from gateway.service.results import ReversalResult
+from gateway.service.unit import run_once
 from gateway.store import bills as bill_store
 from gateway.store import money
 
@@ -32,11 +33,12 @@ class ReversalService:
         try:
             amount = parse_amount(req.amount)
             ntpd = parse_ntpd(req.ntpd) if req.ntpd else None
+            check_text(req.reason or "", "reason", REASON_MAX, multiline=True, required=False)
         except FormatError:
             return ReversalResult(rc=RC.FORMAT_ERROR)
         if ntpd is None and req.original is None:
             return ReversalResult(rc=RC.FORMAT_ERROR)
-        if refusal := self.ctx.bank_refusal(req.bank, req.tax):
+        if refusal := self.ctx.refusal(req.bank, req.tax):
             return ReversalResult(rc=refusal)
         now = self.ctx.clock.now()
         business_date = self.ctx.business_date(now)
@@ -52,17 +54,18 @@ class ReversalService:
                 if not _same_institution(original.acquirer, req.bank):
                     # Only the bank that made a payment may reverse it, or leave a tombstone for it.
                     return ReversalResult(rc=RC.INVALID_TRANSACTION, business_date=business_date)
-                await money.lock_origin(conn, req.bank, original.stan, original.transmitted)
-                payment = await money.payment_by_origin(conn, req.bank, original.stan, original.transmitted)
+                year = original.year
+                await money.lock_origin(conn, req.bank, original.stan, original.transmitted, year)
+                payment = await money.payment_by_origin(conn, req.bank, original.stan, original.transmitted, year)
                 if payment is None:
-                    await money.insert_tombstone(conn, req.bank, original.stan, original.transmitted,
+                    await money.insert_tombstone(conn, req.bank, original.stan, original.transmitted, year,
                                                  original.forwarding, amount, business_date, now)
                     return ReversalResult(rc=RC.APPROVED, business_date=business_date, amount=amount,
                                           tombstone=True)
             return await self._reverse(conn, req, payment, amount, business_date, now)
 
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation="reversal",
-                              result_type=ReversalResult, work=work)
+                              result_type=ReversalResult, work=work, answer_log=req.answer_log)
 
     async def _reverse(self, conn, req, payment, amount, business_date, now) -> ReversalResult:
         base = dict(business_date=business_date, ntpd=payment["ntpd"], amount=payment["total"],

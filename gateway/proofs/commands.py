@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.domain.proof import b64url_decode, format_code, normalize_code, validation_code
+from gateway.domain.proof import SKL_TYPE, b64url_decode, document_type, format_code, normalize_code, validation_code
 
 from .keys import KeyStore
 from .signing import verify
@@ -42,7 +42,8 @@ def verify_file(proof_path: str, public_key_b64url: str | None, keys_path: str |
     """Check a saved proof against a public key given inline or in a saved `/v1/proofs/keys` answer.
 
     FILE holds `{"proof": {...}, "signature": ...}` (a payment answer) or `{"document": {...},
-    "signature": ...}`. No network is used.
+    "signature": ...}` (a saved proof, or a Surat Keterangan Lunas as the staff service saves it: its document
+    has `"type":"skl"` and is verified exactly as a payment proof). No network is used.
     """
     if (public_key_b64url is None) == (keys_path is None):
         raise ValueError("give exactly one of --public-key B64URL or --keys FILE")
@@ -58,18 +59,24 @@ def verify_file(proof_path: str, public_key_b64url: str | None, keys_path: str |
         return False, f"INVALID: {proof_path} has no proof document (proof or document) and signature"
     kid = document.get("kid")
     ntpd = document.get("ntpd")
+    try:
+        kind = document_type(document)
+    except ValueError as exc:
+        return False, f"INVALID: {exc} - NTPD {ntpd}"
+    name = f"SKL {document.get('number')} of NTPD {ntpd}" if kind == SKL_TYPE else f"NTPD {ntpd}"
     if not isinstance(kid, str):
-        return False, f"INVALID: the proof document names no key (kid) - NTPD {ntpd}"
+        return False, f"INVALID: the document names no key (kid) - {name}"
     try:
         signature_bytes = b64url_decode(signature)
     except ValueError:
-        return False, f"INVALID: the signature is not base64url - NTPD {ntpd}, key {kid}"
+        return False, f"INVALID: the signature is not base64url - {name}, key {kid}"
     code = format_code(validation_code(signature_bytes))
-    about = f"NTPD {ntpd}, key {kid}, validation code {code}"
+    about = f"{name}, key {kid}, validation code {code}"
 
     if public_key_b64url is not None:
         public_key, why = _public_key(public_key_b64url, "--public-key")
     else:
+        assert keys_path is not None  # exactly one of the two was given (checked above)
         public_key, why = _key_from_list(keys_path, kid)
     if public_key is None:
         return False, f"INVALID: {why} - {about}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ CURRENT_FILE = "current"
 _KID_RE = re.compile(r"\A([0-9]{4})-([1-9][0-9]{0,5})\Z")
 _KEY_FILE_RE = re.compile(r"\A([0-9]{4})-([1-9][0-9]{0,5})\.(?:key|pub)\Z")
 _MAX_KEY_FILE_BYTES = 64 * 1024
+# How often a running gateway looks at `current` again (seconds).
+CURRENT_RECHECK_S = 1.0
 # Concurrent `rotate` calls race for the next N with O_EXCL; a handful of retries settles any race.
 _CREATE_ATTEMPTS = 10
 
@@ -52,6 +55,8 @@ class KeyStore:
         self._now = now or (lambda: datetime.now(UTC))
         # Loaded private keys by kid; key files never change once written, so this never goes stale.
         self._private: dict[str, Ed25519PrivateKey] = {}
+        self._current: str | None = None
+        self._current_until = 0.0
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -91,8 +96,16 @@ class KeyStore:
         return text
 
     def current(self) -> tuple[str, Ed25519PrivateKey]:
-        """The kid and private key that sign new proofs."""
-        kid = self.current_kid()
+        """The kid and private key that sign new proofs.
+
+        Called for every payment: `current` is read again at most every CURRENT_RECHECK_S, not on each
+        call, so a `gateway keys rotate` reaches a running gateway within that time (a proof signed by the
+        previous key meanwhile stays valid: its public key stays published)."""
+        clock = time.monotonic()
+        kid = self._current
+        if kid is None or clock >= self._current_until:
+            kid = self.current_kid()
+            self._current, self._current_until = kid, clock + CURRENT_RECHECK_S
         if kid is None:
             raise KeyStoreError(f"no proof signing key in {self.key_dir}: run gateway keys init")
         key = self._private.get(kid)
@@ -174,6 +187,7 @@ class KeyStore:
         raise KeyStoreError(f"could not pick a new key id in {self.key_dir} (too many concurrent rotations)")
 
     def _set_current(self, kid: str) -> None:
+        self._current = None  # this process's own rotation is seen at once
         self._write_atomic(CURRENT_FILE, (kid + "\n").encode("ascii"))
 
     def _write_atomic(self, name: str, data: bytes) -> None:

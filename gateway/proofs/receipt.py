@@ -5,19 +5,16 @@ never disagree with what the signature covers; the caller adds only what the pro
 (region and bank names, the verification URL). Output is byte-for-byte deterministic for the same
 input (reportlab `invariant`), so a reprint is the same file.
 
-The QR code is made by `segno` and drawn as vector squares: segno is a small, pure-Python,
-standards-conformant encoder with no dependencies of its own, and drawing its module matrix
-ourselves keeps the code sharp at any print resolution and its quiet zone under our control.
+`copy=True` is the reprint support staff make (SALINAN); the QR code and the drawing helpers are in
+`pdf.py`, shared with the SKL and the payment history.
 """
 from __future__ import annotations
 
 import datetime
 import io
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-import segno
 from reportlab.lib.pagesizes import A6
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
@@ -25,17 +22,23 @@ from reportlab.pdfgen.canvas import Canvas
 from gateway.domain.nop import display_nop
 from gateway.domain.proof import format_code
 
+from .pdf import draw_qr
+from .pdf import fit as _fit
+from .pdf import pdf_text as _text
+from .pdf import wrap as _wrap
+from .pdf import wrap_chars as _wrap_chars
+from .text import AGENCY_NAME, TAX_TITLES, government, rupiah, tanggal, waktu
+
+__all__ = ["receipt_pdf", "rupiah", "tanggal"]
+
 STATUSES = ("paid", "reversed")
 MAX_VERIFY_URL_LENGTH = 1000  # a QR code stays scannable from paper well below this
 
-_MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
-           "Oktober", "November", "Desember")
-_ZONES = {7 * 3600: "WIB", 8 * 3600: "WITA", 9 * 3600: "WIT"}
 _CHANNEL_NAMES = {
     "teller": "Teller", "atm": "ATM", "edc": "EDC", "phone": "Phone banking",
     "internet": "Internet banking", "kiosk": "Kios", "autodebit": "Autodebet", "mobile": "Mobile banking",
 }
-_TAX_TITLES = {"PBB": "PBB-P2", "BPHTB": "BPHTB"}
+_TAX_TITLES = TAX_TITLES
 
 _PAGE_W, _PAGE_H = A6
 _MARGIN = 16.0
@@ -54,14 +57,17 @@ def receipt_pdf(
     verify_url: str,
     region_name: str,
     bank_name: str = "",
-    agency_name: str = "BADAN PENDAPATAN DAERAH",
+    agency_name: str = AGENCY_NAME,
     status: str = "paid",
+    copy: bool = False,
 ) -> bytes:
     """The receipt of the payment `proof` (the signed document) as PDF bytes.
 
     `validation_code` may be plain or dashed; `verify_url` is the public check the QR code opens
     (`{public_url}/v1/proofs/{ntpd}?code=...`); `region_name` is the configured `[region] name`
-    (`KOTA BEKASI`); `status` `reversed` prints the receipt marked as cancelled and not valid.
+    (`KOTA BEKASI`); `status` `reversed` prints the receipt marked as cancelled and not valid; `copy`
+    prints it as a reprint (SALINAN, spec/operations.md "Support console"): a boxed SALINAN under the title,
+    a SALINAN stamp across the page (clear of the QR code) and a footer that says so.
     """
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -72,7 +78,7 @@ def receipt_pdf(
 
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=A6, invariant=1, pageCompression=1)
-    c.setTitle(f"Bukti Pembayaran {_TAX_TITLES[fields['tax']]} {fields['ntpd']}")
+    c.setTitle(f"{'Salinan ' if copy else ''}Bukti Pembayaran {_TAX_TITLES[fields['tax']]} {fields['ntpd']}")
     c.setAuthor(_text(_government(region_name)))
     c.setSubject("Tanda bukti pembayaran pajak daerah")
     c.setCreator("gateway")
@@ -89,6 +95,8 @@ def receipt_pdf(
     c.setFont(_BOLD, 11)
     c.drawCentredString(_PAGE_W / 2, y, f"BUKTI PEMBAYARAN {_TAX_TITLES[fields['tax']]}")
     y -= 14
+    if copy:
+        y = _draw_copy_label(c, y)
 
     for row in _rows(fields, bank_name):
         if row is None:
@@ -119,6 +127,10 @@ def receipt_pdf(
     else:
         footer = ("PEMBAYARAN INI TELAH DIBATALKAN.", "Struk ini bukan tanda bukti pembayaran yang sah.")
         _draw_cancelled_stamp(c)
+    if copy:
+        footer = (footer[0], "SALINAN: dicetak ulang dari bukti pembayaran yang tersimpan.")
+        if status == "paid":  # a reversed receipt carries its DIBATALKAN stamp there; the label says SALINAN
+            _draw_stamp(c, "SALINAN", (0.1, 0.2, 0.6))
     c.setFont(_BOLD if status == "reversed" else _FONT, 7)
     c.drawCentredString(_PAGE_W / 2, _MARGIN + 11, footer[0])
     c.setFont(_FONT, 6.5)
@@ -127,19 +139,6 @@ def receipt_pdf(
     c.showPage()
     c.save()
     return buf.getvalue()
-
-
-def rupiah(amount: int) -> str:
-    """`Rp154.500`: whole rupiah with dots between thousands (domain.md "Money")."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValueError(f"amount must be whole rupiah (int), got {amount!r}")
-    sign = "-" if amount < 0 else ""
-    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
-
-
-def tanggal(day: datetime.date) -> str:
-    """`23 November 2026`: a date as Indonesian receipts spell it."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 # -- the proof's fields ---------------------------------------------------------------------------
@@ -209,16 +208,11 @@ def _rows(f: Mapping[str, Any], bank_name: str) -> list[tuple[str, str, bool] | 
 
 
 def _government(region_name: str) -> str:
-    name = " ".join(str(region_name).split()).upper()
-    if not name:
-        raise ValueError("region_name is empty")
-    return name if name.startswith("PEMERINTAH") else f"PEMERINTAH {name}"
+    return government(region_name)
 
 
 def _waktu(moment: datetime.datetime) -> str:
-    offset = int(moment.utcoffset().total_seconds())
-    zone = _ZONES.get(offset) or moment.strftime("UTC%z")
-    return f"{tanggal(moment.date())} {moment:%H:%M:%S} {zone}"
+    return waktu(moment)
 
 
 # -- drawing --------------------------------------------------------------------------------------
@@ -236,26 +230,9 @@ def _draw_row(c: Canvas, y: float, label: str, value: str, bold: bool) -> float:
 
 
 def _draw_qr_block(c: Canvas, top: float, url: str) -> None:
-    qr = segno.make_qr(url, error="m")  # M: survives a crease or smudge; boost_error raises it for free
-    rows = list(qr.matrix_iter(scale=1, border=0))
     # As large as the room above the footer allows (keeping a quiet zone below it too).
     size = max(_QR_MIN, min(_QR_MAX, top - _FOOTER_TOP - _QR_GAP))
-    module = size / len(rows)
-    x0, y0 = _MARGIN, top - size
-    path = c.beginPath()
-    for r, row in enumerate(rows):
-        col = 0
-        while col < len(row):
-            if not row[col]:
-                col += 1
-                continue
-            start = col
-            while col < len(row) and row[col]:
-                col += 1
-            # One rectangle per run of dark modules: fewer seams when rasterised, smaller file.
-            path.rect(x0 + start * module, y0 + (len(rows) - 1 - r) * module, (col - start) * module, module)
-    c.setFillGray(0)
-    c.drawPath(path, stroke=0, fill=1)
+    draw_qr(c, _MARGIN, top - size, size, url)
 
     x = _MARGIN + size + _QR_GAP
     width = _PAGE_W - _MARGIN - x
@@ -272,81 +249,26 @@ def _draw_qr_block(c: Canvas, top: float, url: str) -> None:
 
 
 def _draw_cancelled_stamp(c: Canvas) -> None:
+    _draw_stamp(c, "DIBATALKAN", (0.8, 0, 0))
+
+
+def _draw_stamp(c: Canvas, word: str, rgb: tuple[float, float, float]) -> None:
     c.saveState()
-    c.setFillColorRGB(0.8, 0, 0, alpha=0.35)
+    c.setFillColorRGB(*rgb, alpha=0.35)
     # Across the amounts, clear of the QR code: a reversed receipt's code should still scan (the
-    # public check then says `reversed`).
+    # public check then says `reversed`), and a copy's too.
     c.translate(_PAGE_W / 2, _PAGE_H * 0.62)
     c.rotate(35)
     c.setFont(_BOLD, 34)
-    c.drawCentredString(0, 0, "DIBATALKAN")
+    c.drawCentredString(0, 0, word)
     c.restoreState()
 
 
-def _text(value: str) -> str:
-    """`value` in what the standard PDF fonts can show (WinAnsi): accents outside it are dropped
-    (NGUYỄN -> NGUYEN), anything else becomes `?` instead of an empty box."""
-    out = []
-    for ch in value:
-        if _encodable(ch):
-            out.append(ch)
-            continue
-        parts = unicodedata.normalize("NFKD", ch)
-        base = "".join(b for b in parts if _encodable(b) and not unicodedata.combining(b))
-        out.append(base or "?")
-    return "".join(out)
-
-
-def _encodable(ch: str) -> bool:
-    if not ch.isprintable():
-        return False
-    try:
-        ch.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _fit(text: str, font: str, size: float, width: float) -> str:
-    text = _text(text)
-    if stringWidth(text, font, size) <= width:
-        return text
-    while text and stringWidth(text + "...", font, size) > width:
-        text = text[:-1]
-    return text + "..."
-
-
-def _wrap(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:
-    """Word-wrap to `width`, breaking words longer than a line, at most `max_lines` (last one cut)."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}" if current else word
-        if stringWidth(candidate, font, size) <= width:
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-        pieces = _wrap_chars(word, font, size, width, max_lines=max_lines + 1)
-        lines.extend(pieces[:-1])
-        current = pieces[-1]
-    if current:
-        lines.append(current)
-    if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [_fit(" ".join(lines[max_lines - 1 :]), font, size, width)]
-    return lines or [""]
-
-
-def _wrap_chars(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:
-    """Break anywhere (URLs have no spaces); the last allowed line is cut with `...`."""
-    lines: list[str] = []
-    current = ""
-    for ch in text:
-        if current and stringWidth(current + ch, font, size) > width:
-            lines.append(current)
-            current = ""
-        current += ch
-    lines.append(current)
-    if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [_fit("".join(lines[max_lines - 1 :]), font, size, width)]
-    return lines
+def _draw_copy_label(c: Canvas, y: float) -> float:
+    """A boxed SALINAN under the title, in print black: it survives a photocopy that the stamp may not."""
+    c.setFont(_BOLD, 10)
+    width = stringWidth("SALINAN", _BOLD, 10) + 12
+    c.setLineWidth(1)
+    c.rect(_PAGE_W / 2 - width / 2, y - 3.5, width, 14, stroke=1, fill=0)
+    c.drawCentredString(_PAGE_W / 2, y, "SALINAN")
+    return y - 16

@@ -24,6 +24,7 @@ import asyncpg
 from gateway.bills.importer import ImportFileError, read_header
 from gateway.settlement.csvout import to_csv
 from gateway.settlement.errors import ReconFileError
+from gateway.store import recon as store
 
 FILE_COLUMNS = ("business_date", "bank_code", "ntpd", "ntb", "rrn", "stan", "transmission_datetime", "tax",
                 "bill_id", "amount", "status")
@@ -185,14 +186,6 @@ def parse_file(path: str, data: bytes, day: datetime.date, bank: str) -> list[Ba
 
 # --------------------------------------------------------------------------------------------- matching
 
-_PAYMENTS = """
-SELECT p.id, p.ntpd, p.tax, b.bill_key, p.total, p.stan, p.transmitted, p.rrn, (r.id IS NOT NULL) AS reversed
-FROM payments p JOIN bills b ON b.id = p.bill_id LEFT JOIN reversals r ON r.payment_id = p.id
-WHERE p.business_date = $1 AND p.bank_code = $2
-ORDER BY p.ntpd
-"""
-
-
 def classify(rows: list[BankRow], payments: list, tombstones: set[tuple[str, str]], bank: str) -> list[ReportRow]:
     by_ntpd = {p["ntpd"].strip(): p for p in payments}
     by_origin = {(p["stan"], p["transmitted"]): p for p in payments if p["stan"]}
@@ -251,31 +244,16 @@ def classify(rows: list[BankRow], payments: list, tombstones: set[tuple[str, str
 async def reconcile(conn: asyncpg.Connection, day: datetime.date, bank: str, path: str, data: bytes) -> ReconResult:
     """Parse, match, persist the report and its open items; ReconFileError for an unusable file."""
     rows = parse_file(path, data, day, bank)
-    payments = await conn.fetch(_PAYMENTS, day, bank)
-    tombstones = {(t["stan"], t["transmitted"]) for t in await conn.fetch(
-        "SELECT stan, transmitted FROM tombstones WHERE bank_code = $1", bank)}
+    payments = await store.payments_of_bank(conn, day, bank)
+    tombstones = await store.tombstone_origins(conn, bank)
     report = classify(rows, list(payments), tombstones, bank)
     counts = Counter(r.cls for r in report)
     counts_json = json.dumps({c: counts.get(c, 0) for c in CLASSES})
     csv_text = to_csv(REPORT_COLUMNS, (r.values() for r in report))
-    async with conn.transaction():
-        report_id = await conn.fetchval(
-            "INSERT INTO recon_reports (business_date, bank_code, file_name, file_sha256, counts, report_csv)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING id",
-            day, bank, path, hashlib.sha256(data).digest(), counts_json, csv_text)
-        new_items = 0
-        for r in report:
-            if r.cls == "matched":
-                continue
-            inserted = await conn.fetchval(
-                "INSERT INTO recon_items (business_date, bank_code, class, item_key, ntpd, tax, bill_id,"
-                " gateway_amount, bank_amount, gateway_status, bank_status, line, report_id)"
-                " VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, NULLIF($10, ''), NULLIF($11, ''), $12, $13)"
-                " ON CONFLICT (business_date, bank_code, class, item_key) DO NOTHING RETURNING id",
-                day, bank, r.cls, r.item_key, r.ntpd, r.tax, r.bill_id, r.gateway_amount, r.bank_amount,
-                r.gateway_status, r.bank_status, r.line, report_id)
-            new_items += inserted is not None
-        await conn.execute("UPDATE recon_reports SET new_items = $2 WHERE id = $1", report_id, new_items)
+    items = (store.ReconItem(r.cls, r.item_key, r.ntpd, r.tax, r.bill_id, r.gateway_amount, r.bank_amount, r.gateway_status,
+                             r.bank_status, r.line) for r in report if r.cls != "matched")
+    report_id, new_items = await store.save_report(conn, day, bank, path, hashlib.sha256(data).digest(), counts_json,
+                                                   csv_text, items)
     return ReconResult(tuple(report), dict(counts), new_items, report_id)
 
 

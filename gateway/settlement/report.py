@@ -19,7 +19,7 @@ _TAX_ORDER = {"PBB": 0, "BPHTB": 1}
 
 def render_csv(day: datetime.date, items: Iterable[Totals], bank_names: Mapping[str, str]) -> str:
     items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
-    rows = []
+    rows: list[tuple[object, ...]] = []
     sums = [0] * 8
     for t in items:
         values = (t.payments_count, t.principal, t.penalty, t.payments_amount, t.reversals_count,

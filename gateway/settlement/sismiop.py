@@ -7,6 +7,7 @@ import datetime
 import asyncpg
 
 from gateway.settlement.csvout import to_csv
+from gateway.store import settlements as store
 
 COLUMNS = ("kd_propinsi", "kd_dati2", "kd_kecamatan", "kd_kelurahan", "kd_blok", "no_urut", "kd_jns_op",
            "thn_pajak_sppt", "pembayaran_sppt_ke", "denda_sppt", "jml_sppt_yg_dibayar", "tgl_pembayaran_sppt",
@@ -14,14 +15,6 @@ COLUMNS = ("kd_propinsi", "kd_dati2", "kd_kecamatan", "kd_kelurahan", "kd_blok",
 
 # SISMIOP widths of the NOP's codes: 2+2+3+3+3+4+1 = 18 digits.
 _WIDTHS = (2, 2, 3, 3, 3, 4, 1)
-
-_QUERY = """
-SELECT b.nop, b.tax_year, p.penalty, p.total, p.bank_code, p.ntpd
-FROM payments p JOIN bills b ON b.id = p.bill_id
-WHERE p.business_date = $1 AND p.tax = 'PBB'
-  AND NOT EXISTS (SELECT 1 FROM reversals r WHERE r.payment_id = p.id)
-ORDER BY p.bank_code, p.ntpd
-"""
 
 
 def split_nop(nop: str) -> tuple[str, ...]:
@@ -36,7 +29,7 @@ def split_nop(nop: str) -> tuple[str, ...]:
 
 async def sismiop_csv(conn: asyncpg.Connection, day: datetime.date) -> str:
     rows = []
-    for r in await conn.fetch(_QUERY, day):
+    for r in await store.unreversed_pbb_payments(conn, day):
         rows.append((*split_nop(r["nop"].strip()), f"{r['tax_year']:04d}", 1, r["penalty"], r["total"],
                      day.isoformat(), r["bank_code"], r["ntpd"].strip()))
     return to_csv(COLUMNS, rows)

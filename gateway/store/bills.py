@@ -20,6 +20,51 @@ _FOR_INQUIRY = _BILL.replace(
     "SELECT b.*,", "SELECT b.*, (SELECT state FROM business_dates WHERE business_date = $5) AS date_state,")
 
 
+# A request's one read outside any transaction (spec/domain.md "Quotes"): the database's clock, the answer
+# already stored under the request's key (if any) and the bill as an inquiry sees it. The bill's columns are
+# NULL when there is no such bill (``id`` is None), so the key and the clock come back either way.
+_KEYED = (
+    "SELECT s.db_now, s.key_hash, s.key_operation, s.key_answer, b.* FROM"
+    " (SELECT statement_timestamp() AS db_now, k.content_hash AS key_hash, k.operation AS key_operation,"
+    "   k.answer AS key_answer"
+    "  FROM (SELECT 1) one LEFT JOIN message_keys k ON k.channel = $6 AND k.bank_code = $7 AND k.key = $8) s"
+    " LEFT JOIN LATERAL ({bill}) b ON true"
+)
+_KEYED_INQUIRY = _KEYED.format(bill=_FOR_INQUIRY)
+
+# The same for a payment's first read, with what its posting will check again under locks: whether the
+# original was reversed already (tombstone), a live quote of this bank for the amount sent, and the NTPD's
+# serial (a serial left unused by a payment that does not post is a gap, as a rollback leaves one).
+_KEYED_PAYMENT = _KEYED.format(bill=_FOR_INQUIRY.replace(
+    "SELECT b.*,",
+    "SELECT b.*, nextval('ntpd_serial') AS serial,"
+    " EXISTS (SELECT 1 FROM tombstones t WHERE t.bank_code = $7 AND t.stan = $9 AND t.transmitted = $10"
+    "  AND t.transmitted_year = $11) AS tombstoned,"
+    " (SELECT row(q.id, q.principal, q.penalty, q.total, q.months_late) FROM quotes q"
+    "  WHERE q.bill_id = b.id AND q.bank_code = $7 AND q.total = $12 AND q.principal = b.principal"
+    "  AND q.expires_at > statement_timestamp() + make_interval(secs => $13::float8)"
+    "  ORDER BY q.created_at DESC LIMIT 1) AS quote,"))
+
+
+async def read_keyed(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int],
+                     business_date: date, key: tuple[str, str, str] | None) -> asyncpg.Record:
+    """One statement, no transaction: the bill as :func:`find` reads it, ``db_now``, and ``key_hash``,
+    ``key_operation``, ``key_answer`` of the answer stored under ``key`` = (channel, bank, key), if any."""
+    channel, bank, name = key if key is not None else (None, None, None)
+    return await conn.fetchrow(_KEYED_INQUIRY, tax, bill_key, *years, business_date, channel, bank, name)
+
+
+async def read_for_payment(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int],
+                           business_date: date, key: tuple[str, str, str] | None, bank: str,
+                           origin: tuple[str, str, int] | None, amount: int, offset_s: float) -> asyncpg.Record:
+    """:func:`read_keyed` plus ``serial``, ``tombstoned`` (for ``origin`` = (STAN, field 7, its year)) and
+    ``quote`` = (id, principal, penalty, total, months_late) of this bank's newest live quote for ``amount``."""
+    channel, _, name = key if key is not None else (None, None, None)
+    stan, transmitted, year = origin if origin is not None else (None, None, None)
+    return await conn.fetchrow(_KEYED_PAYMENT, tax, bill_key, *years, business_date, channel, bank, name,
+                               stan, transmitted, year, amount, offset_s)
+
+
 async def find(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int],
                business_date: date) -> asyncpg.Record | None:
     """The bill with its active payment (if any), its NOP's unpaid years within ``years`` and the state of
@@ -28,7 +73,7 @@ async def find(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[i
 
 
 # One statement for everything a payment must hold or know before it posts, to spare round trips: the
-# business date's row (FOR KEY SHARE: a close waits for this transaction), the bill's row (FOR UPDATE:
+# business date's row (FOR KEY SHARE: a close waits for this transaction), the bill's row (FOR NO KEY UPDATE:
 # payments of one bill queue here), whether the original was already reversed (tombstone), and the serial
 # of the NTPD. The advisory lock on the origin is taken by the statement before, so this statement's
 # snapshot already sees any tombstone written under that lock.
@@ -36,18 +81,20 @@ _FOR_PAYMENT = (
     "WITH d AS (SELECT state FROM business_dates WHERE business_date = $5 FOR KEY SHARE) "
     + _BILL.replace("SELECT b.*,", "SELECT b.*, (SELECT state FROM d) AS date_state,"
                     " EXISTS (SELECT 1 FROM tombstones t WHERE t.bank_code = $6 AND t.stan = $7"
-                    " AND t.transmitted = $8) AS tombstoned, nextval('ntpd_serial') AS serial,")
-    + " FOR UPDATE OF b"
+                    " AND t.transmitted = $8 AND t.transmitted_year = $9) AS tombstoned,"
+                    " nextval('ntpd_serial') AS serial,")
+    + " FOR NO KEY UPDATE OF b"
 )
 
 
 async def lock_for_payment(conn: asyncpg.Connection, tax: str, bill_key: str, years: tuple[int, int],
                            business_date: date, bank: str, stan: str | None,
-                           transmitted: str | None) -> asyncpg.Record | None:
+                           transmitted: str | None, transmitted_year: int | None) -> asyncpg.Record | None:
     """The bill row locked until the transaction ends, with ``date_state`` (None when the date has no row
     yet), ``tombstoned`` and ``serial``. The active-payment columns are not re-read after waiting for the
     lock: when ``status`` is paid, ask :func:`active_payment`."""
-    return await conn.fetchrow(_FOR_PAYMENT, tax, bill_key, *years, business_date, bank, stan, transmitted)
+    return await conn.fetchrow(_FOR_PAYMENT, tax, bill_key, *years, business_date, bank, stan, transmitted,
+                               transmitted_year)
 
 
 async def active_payment(conn: asyncpg.Connection, bill_id: int) -> asyncpg.Record | None:
@@ -57,7 +104,7 @@ async def active_payment(conn: asyncpg.Connection, bill_id: int) -> asyncpg.Reco
 
 
 async def lock_by_id(conn: asyncpg.Connection, bill_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM bills WHERE id = $1 FOR UPDATE", bill_id)
+    return await conn.fetchrow("SELECT * FROM bills WHERE id = $1 FOR NO KEY UPDATE", bill_id)
 
 
 async def pbb_bills_of_nop(conn: asyncpg.Connection, nop: str, first_year: int, last_year: int) -> list[asyncpg.Record]:
@@ -83,3 +130,30 @@ async def lock_business_date(conn: asyncpg.Connection, day: date) -> str:
         state = await conn.fetchval(
             "SELECT state FROM business_dates WHERE business_date = $1 FOR KEY SHARE", day)
     return state
+
+
+# --- bills to show or to pay in demos and load tests ----------------------------------------------------
+
+
+async def first_unpaid_pbb(conn: asyncpg.Connection, tax_year: int) -> asyncpg.Record | None:
+    """(nop, tax_year) of the unpaid PBB bill of ``tax_year`` with the lowest NOP, if any."""
+    return await conn.fetchrow(
+        "SELECT nop, tax_year FROM bills WHERE tax = 'PBB' AND status = 'unpaid' AND tax_year = $1"
+        " ORDER BY nop LIMIT 1", tax_year)
+
+
+async def first_payable_bphtb(conn: asyncpg.Connection) -> str | None:
+    """The lowest registration number of an unpaid BPHTB bill still valid today, if any."""
+    bill_key: str | None = await conn.fetchval(
+        "SELECT bill_key FROM bills WHERE tax = 'BPHTB' AND status = 'unpaid'"
+        " AND valid_until >= current_date ORDER BY bill_key LIMIT 1")
+    return bill_key
+
+
+async def payable_bills(conn: asyncpg.Connection, taxes: list[str], limit: int) -> list[asyncpg.Record]:
+    """(tax, bill_key) of up to ``limit`` unpaid bills of ``taxes`` in id order; a BPHTB bill only while it
+    is valid beyond today."""
+    return await conn.fetch(
+        "SELECT tax, bill_key FROM bills WHERE status = 'unpaid' AND tax = ANY($1::text[])"
+        " AND (tax = 'PBB' OR valid_until >= current_date + 1) ORDER BY id LIMIT $2",
+        taxes, limit)

@@ -15,11 +15,8 @@ Stdlib only; synchronous (call it from a thread if an event loop must not block)
 
 from __future__ import annotations
 
-import fcntl
-import glob
 import os
 import pathlib
-import pwd
 import re
 import shlex
 import shutil
@@ -30,18 +27,21 @@ import subprocess
 import time
 import urllib.parse
 
-__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "default_test_dir", "find_bindir"]
-
-_SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
-
-# Last-resort locations of server binaries: Debian/Ubuntu, then PGDG RPMs, then a source build.
-_FALLBACK_GLOBS: tuple[str, ...] = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
-
-_INSTALL_HINT = (
-    "install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; "
-    "Fedora/RHEL: dnf install postgresql-server; macOS: brew install postgresql) "
-    "or configure [database] url / GATEWAY_DATABASE_URL"
+from gateway.store.pg_host import (
+    INSTALL_HINT,
+    EmbeddedPostgresError,
+    FileLock,
+    RunAs,
+    conf_quote,
+    default_test_dir,
+    find_bindir,
+    is_exe,
+    is_zombie,
+    one_line,
+    proc_available,
 )
+
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "default_test_dir", "find_bindir"]
 
 # Marks the settings block appended to postgresql.conf after initdb.
 _CONF_MARKER = "# --- gateway embedded PostgreSQL settings ---"
@@ -57,131 +57,6 @@ _INITDB_TIMEOUT = 600
 _CLIENT_TIMEOUT = 120
 _STALE_WAIT = 15.0
 
-
-class EmbeddedPostgresError(RuntimeError):
-    """The embedded PostgreSQL could not be found, started or stopped. The message is one line."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _is_exe(path: pathlib.Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def _has_server_binaries(d: pathlib.Path) -> bool:
-    return all(_is_exe(d / name) for name in _SERVER_BINARIES)
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    m = re.search(r"(\d+(?:\.\d+)*)", pathlib.Path(path).parent.name)
-    return tuple(int(x) for x in m.group(1).split(".")) if m else ()
-
-
-def find_bindir() -> pathlib.Path:
-    """Directory holding initdb, pg_ctl and postgres.
-
-    Order: ``pg_config --bindir`` (if that directory has all three), then PATH (initdb and pg_ctl via
-    ``shutil.which``, postgres beside them -- symlinks such as /usr/local/bin/initdb are followed, because
-    initdb and pg_ctl themselves look for postgres beside their real path), then the highest-versioned
-    ``/usr/lib/postgresql/*/bin`` (and ``/usr/pgsql-*/bin``, ``/usr/local/pgsql/bin``).
-    """
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        try:
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
-            )
-        except (OSError, subprocess.SubprocessError):
-            out = None
-        if out is not None and out.returncode == 0 and out.stdout.strip():
-            d = pathlib.Path(out.stdout.strip())
-            if _has_server_binaries(d):
-                return d
-
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb and pg_ctl:
-        postgres = shutil.which("postgres")
-        candidates = [pathlib.Path(initdb).resolve().parent, pathlib.Path(initdb).parent]
-        if postgres:
-            candidates.append(pathlib.Path(postgres).resolve().parent)
-        for d in candidates:
-            if _has_server_binaries(d):
-                return d
-
-    for pattern in _FALLBACK_GLOBS:
-        for d in sorted(glob.glob(pattern), key=_version_key, reverse=True):
-            if _has_server_binaries(pathlib.Path(d)):
-                return pathlib.Path(d)
-
-    raise EmbeddedPostgresError(
-        "embedded PostgreSQL: no PostgreSQL server binaries (initdb, pg_ctl, postgres) found via pg_config, "
-        f"PATH or /usr/lib/postgresql/*/bin; {_INSTALL_HINT}"
-    )
-
-
-def default_test_dir() -> pathlib.Path:
-    """A per-user directory for test clusters: ``/tmp/gateway-embedded-pg-<uid>``, mode 0755.
-
-    Not under pytest's ``tmp_path``: /tmp/pytest-of-root is 0700 and the postgres user cannot traverse it.
-    """
-    d = pathlib.Path("/tmp") / f"gateway-embedded-pg-{os.getuid()}"
-    try:
-        d.mkdir(mode=0o755)
-    except FileExistsError:
-        pass
-    st = os.lstat(d)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise EmbeddedPostgresError(f"embedded PostgreSQL: {d} exists but is not a directory owned by uid {os.getuid()}")
-    os.chmod(d, 0o755)
-    return d
-
-
-class _RunAs:
-    """Who runs the server binaries: the current user, or (when root) the postgres system user."""
-
-    def __init__(self) -> None:
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            try:
-                pw = pwd.getpwnam("postgres")
-            except KeyError:
-                raise EmbeddedPostgresError(
-                    "embedded PostgreSQL: running as root but there is no 'postgres' system user to run the "
-                    "server as (PostgreSQL refuses to run as root); create it (useradd --system postgres), "
-                    "run the gateway as an unprivileged user, or configure [database] url"
-                ) from None
-        else:
-            pw = pwd.getpwuid(os.geteuid())
-        self.uid, self.gid, self.name, self.home = pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir
-
-    def env(self) -> dict[str, str]:
-        # No PG* variables from the caller's environment (PGHOST, PGPORT, PGDATA, ...): every connection
-        # parameter is explicit. C messages so tool output is predictable.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C", LANG="C")
-        if self.as_root:
-            env.update(HOME=self.home or "/", USER=self.name, LOGNAME=self.name)
-        return env
-
-    def kwargs(self) -> dict:
-        kw: dict = {"env": self.env(), "stdin": subprocess.DEVNULL, "capture_output": True, "text": True}
-        if self.as_root:
-            kw.update(user=self.uid, group=self.gid, extra_groups=[], cwd="/")
-        return kw
-
-    def own(self, path: pathlib.Path) -> None:
-        if self.as_root:
-            os.chown(path, self.uid, self.gid)
-
-    def can_traverse(self, path: pathlib.Path) -> bool:
-        st = os.stat(path)
-        if st.st_uid == self.uid:
-            return bool(st.st_mode & stat.S_IXUSR)
-        if st.st_gid == self.gid:
-            return bool(st.st_mode & stat.S_IXGRP)
-        return bool(st.st_mode & stat.S_IXOTH)
 
 
 class EmbeddedPostgres:
@@ -232,7 +107,7 @@ class EmbeddedPostgres:
         Returns :meth:`dsn`. ``self.started_here`` is True when this call started the server.
         """
         self.started_here = False
-        runas = _RunAs()
+        runas = RunAs()
         self._prepare_state_dir(runas)
         with self._locked():
             bindir = self.bindir
@@ -263,9 +138,9 @@ class EmbeddedPostgres:
         with self._locked():
             if not (self.pgdata / "postmaster.pid").exists():
                 return
-            if _proc_available() and not self.is_running() and not self._cluster_pids():
+            if proc_available() and not self.is_running() and not self._cluster_pids():
                 return  # stale postmaster.pid: nothing is running (start() copes with the file)
-            runas = _RunAs()
+            runas = RunAs()
             cmd = [str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", str(_PG_CTL_WAIT), "stop"]
             res = self._run("pg_ctl stop", cmd, runas, timeout=_PG_CTL_WAIT + 30, check=False)
             if res.returncode == 0:
@@ -287,17 +162,17 @@ class EmbeddedPostgres:
 
     def _tool(self, name: str) -> str:
         p = self.bindir / name
-        if _is_exe(p):
+        if is_exe(p):
             return str(p)
         found = shutil.which(name)
         if not found:
-            raise EmbeddedPostgresError(f"embedded PostgreSQL: '{name}' not found in {self.bindir} or on PATH; {_INSTALL_HINT}")
+            raise EmbeddedPostgresError(f"embedded PostgreSQL: '{name}' not found in {self.bindir} or on PATH; {INSTALL_HINT}")
         return found
 
     def _locked(self):
-        return _FileLock(self.lock_file)
+        return FileLock(self.lock_file)
 
-    def _prepare_state_dir(self, runas: _RunAs) -> None:
+    def _prepare_state_dir(self, runas: RunAs) -> None:
         """Create the state directory (new directories 0755) and make sure the server user can reach it."""
         try:
             missing = []
@@ -330,7 +205,7 @@ class EmbeddedPostgres:
         except OSError as e:
             raise EmbeddedPostgresError(f"embedded PostgreSQL: preparing {self.state_dir} failed: {e}") from e
 
-    def _prepare(self, runas: _RunAs) -> None:
+    def _prepare(self, runas: RunAs) -> None:
         """Socket directory and log file, owned by the server user."""
         try:
             self.run_dir.mkdir(mode=0o755, exist_ok=True)
@@ -342,7 +217,7 @@ class EmbeddedPostgres:
         except OSError as e:
             raise EmbeddedPostgresError(f"embedded PostgreSQL: preparing {self.state_dir} failed: {e}") from e
 
-    def _check_owner(self, runas: _RunAs) -> None:
+    def _check_owner(self, runas: RunAs) -> None:
         st = os.stat(self.pgdata)
         if st.st_uid != runas.uid:
             raise EmbeddedPostgresError(
@@ -350,7 +225,7 @@ class EmbeddedPostgres:
                 f"'{runas.name}' (uid {runas.uid}); chown -R {runas.name} {self.pgdata}"
             )
 
-    def _initdb(self, runas: _RunAs, bindir: pathlib.Path) -> None:
+    def _initdb(self, runas: RunAs, bindir: pathlib.Path) -> None:
         """initdb into pgdata.initdb, append our settings, then rename to pgdata.
 
         The rename makes initialisation all-or-nothing: an interrupted initdb never leaves a half-made pgdata.
@@ -378,7 +253,7 @@ class EmbeddedPostgres:
             _CONF_MARKER,
             "# Unix socket only; port and socket directory are also passed by the gateway on every start.",
             "listen_addresses = ''",
-            f"unix_socket_directories = '{_conf_quote(str(self.run_dir))}'",
+            f"unix_socket_directories = '{conf_quote(str(self.run_dir))}'",
             f"port = {self.port}",
             "max_connections = 200",
             "shared_buffers = 128MB",
@@ -433,7 +308,7 @@ class EmbeddedPostgres:
                 pid = int(lockfile.read_text().split("\n", 1)[0].strip())
             except (OSError, ValueError):
                 continue
-            if pid > 0 and _is_zombie(pid):
+            if pid > 0 and is_zombie(pid):
                 try:
                     lockfile.unlink()
                 except FileNotFoundError:
@@ -460,7 +335,7 @@ class EmbeddedPostgres:
                 )
             time.sleep(0.2)
 
-    def _pg_ctl_start(self, runas: _RunAs, bindir: pathlib.Path) -> None:
+    def _pg_ctl_start(self, runas: RunAs, bindir: pathlib.Path) -> None:
         try:
             log_offset = self.log_file.stat().st_size
         except OSError:
@@ -481,7 +356,7 @@ class EmbeddedPostgres:
                 f"embedded PostgreSQL: pg_ctl start failed: {detail} (see {self.log_file})"
             )
 
-    def _ensure_database(self, runas: _RunAs, bindir: pathlib.Path) -> None:
+    def _ensure_database(self, runas: RunAs, bindir: pathlib.Path) -> None:
         conn = ["-h", str(self.run_dir), "-p", str(self.port), "-U", self.user]
         literal = self.dbname.replace("'", "''")
         res = self._run(
@@ -498,7 +373,7 @@ class EmbeddedPostgres:
                 f"embedded PostgreSQL: createdb {self.dbname} failed: {self._last_line(res.stderr or res.stdout)}"
             )
 
-    def _run(self, step: str, cmd: list[str], runas: _RunAs, *, timeout: float, check: bool = True,
+    def _run(self, step: str, cmd: list[str], runas: RunAs, *, timeout: float, check: bool = True,
              new_session: bool = False) -> subprocess.CompletedProcess:
         try:
             res = subprocess.run(cmd, timeout=timeout, start_new_session=new_session, **runas.kwargs())
@@ -517,7 +392,7 @@ class EmbeddedPostgres:
     @staticmethod
     def _last_line(text: str | None) -> str:
         lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-        return _one_line(lines[-1]) if lines else "no output"
+        return one_line(lines[-1]) if lines else "no output"
 
     def _log_tail(self, offset: int) -> str:
         """The most telling line the server logged since ``offset``: the last FATAL/PANIC/ERROR, else the last."""
@@ -530,50 +405,5 @@ class EmbeddedPostgres:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         for ln in reversed(lines):
             if re.search(r"\b(FATAL|PANIC|ERROR):", ln):
-                return _one_line(ln)
-        return _one_line(lines[-1]) if lines else ""
-
-
-def _proc_available() -> bool:
-    return os.path.isdir("/proc/self")
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state in (b"Z", b"X")
-
-
-def _conf_quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "''")
-
-
-class _FileLock:
-    """Exclusive flock on a file; works between processes and between threads (one open file each)."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> "_FileLock":
-        try:
-            try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except PermissionError:
-                self.fd = os.open(self.path, os.O_RDONLY)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except OSError as e:
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
-            raise EmbeddedPostgresError(f"embedded PostgreSQL: cannot lock {self.path}: {e}") from e
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+                return one_line(ln)
+        return one_line(lines[-1]) if lines else ""

@@ -69,6 +69,9 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                     migration.version, migration.name,
                 )
             applied.append(migration)
+        if await conn.fetchval("SELECT to_regproc('gw_grant_runtime') IS NOT NULL"):
+            # The runtime role's privileges, re-applied so that every table of every migration is covered.
+            await conn.execute("SELECT gw_grant_runtime()")
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied

@@ -51,7 +51,9 @@ async def story(conn: asyncpg.Connection, payment_id: int) -> dict[str, Any] | N
     messages = await conn.fetch(
         "SELECT logged_at, channel, direction, event, bank_code, connection_id, mti, processing_code, stan,"
         " transmitted, rrn, response_code, ntpd, message_key, elapsed_ms, fields, detail FROM message_log"
-        " WHERE ntpd = $1 OR (bank_code = $2 AND stan = $3 AND transmitted = $4)"
+        # The origin's messages of that year only: field 7 repeats every year (migration 0010).
+        " WHERE ntpd = $1 OR (bank_code = $2 AND stan = $3 AND transmitted = $4"
+        "     AND logged_at BETWEEN $6::timestamptz - interval '30 days' AND $6::timestamptz + interval '30 days')"
         " OR (bill_id = $5 AND bank_code = $2 AND logged_at BETWEEN $6::timestamptz - interval '1 hour'"
         "     AND $6::timestamptz + interval '1 hour')"
         " ORDER BY logged_at, id", p["ntpd"], p["bank_code"], p["stan"], p["transmitted"],
@@ -62,8 +64,8 @@ async def story(conn: asyncpg.Connection, payment_id: int) -> dict[str, Any] | N
     reversal = await conn.fetchrow("SELECT bank_code, amount, via, reason, reversed_at FROM reversals"
                                    " WHERE payment_id = $1", payment_id)
     tombstones = await conn.fetch("SELECT bank_code, stan, transmitted, amount, created_at FROM tombstones"
-                                  " WHERE bank_code = $1 AND stan = $2 AND transmitted = $3",
-                                  p["bank_code"], p["stan"], p["transmitted"])
+                                  " WHERE bank_code = $1 AND stan = $2 AND transmitted = $3 AND transmitted_year = $4",
+                                  p["bank_code"], p["stan"], p["transmitted"], p["transmitted_year"])
     recon = await conn.fetch(
         "SELECT id, class, status, resolution, resolution_note, resolved_by, resolved_at, created_at"
         " FROM recon_items WHERE ntpd = $1 ORDER BY id", p["ntpd"])

@@ -2,8 +2,7 @@
 
 Each test talks to a real ``gateway serve`` subprocess through signed requests (every answer checked
 against the OpenAPI document by ``CheckedHttpClient``) and checks the exact HTTP status, the exact RC and
-the rows left (or not left) in the database. The helpers here are shared by the other ``test_http_*``
-modules.
+the rows left (or not left) in the database.
 """
 from __future__ import annotations
 
@@ -11,145 +10,36 @@ import asyncio
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from billdata import add_bphtb, add_pbb
-from e2e.conftest import free_port
 from gateway.banksim.http_client import HttpBankClient
-from gateway.domain.business_day import business_date
 from gateway.domain.bills import Tax
 from gateway.domain.ntpd import make_ntpd, parse_ntpd
 from gateway.domain.sspd import make_registration
+from helpers.dates import today
+from helpers.db import bill_status, counts
+from helpers.gateway import bank_toml, gateway_behind_proxy, start, two_banks, wait_http
+from helpers.http import (
+    BPHTB_NOP,
+    FAR_DUE,
+    NOP,
+    PRINCIPAL,
+    YEAR,
+    assert_business,
+    assert_problem,
+    check_rfc3339_local,
+    pbb_body,
+)
 
 pytestmark = pytest.mark.integration
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
-NOP = "327501000100100010"
 NOP_DISPLAY = "32.75.010.001.001-0001.0"
-BPHTB_NOP = "327501000100100020"
-FAR_DUE = date(2099, 8, 31)  # no penalty: total due = principal
-PRINCIPAL = 150_000
 CODE_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$")
 
 
-# -- shared helpers --------------------------------------------------------------------------------
-
-
-def today() -> date:
-    """The business date the gateway gives a request made now (default region and cut-off)."""
-    return business_date(datetime.now(UTC), JAKARTA, dtime(23, 0))
-
-
-YEAR = today().year
-
-
-def bank_toml(code: str, secret: str | None = None, *, port: int | None = None,
-              allow: tuple[str, ...] = ("127.0.0.1/32",), **options) -> str:
-    lines = ["[[banks]]", f'code = "{code}"', f'name = "BANK {code}"', f"allow = {json.dumps(list(allow))}"]
-    if secret:
-        lines.append(f'api_secret = "{secret}"')
-    if port:
-        lines.append(f'iso_listen = "127.0.0.1:{port}"')
-    for key, value in options.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
-
-
-async def wait_http(gw, timeout: float = 10) -> None:
-    """``make_gateway`` waits for the ISO 8583 port only; the HTTP listener starts just after it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-            writer.close()
-            return
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("HTTP listener did not start:\n" + gw.log()) from None
-            await asyncio.sleep(0.02)
-
-
-async def start(make_gateway, **kw):
-    gw = make_gateway(**kw)
-    await wait_http(gw)
-    return gw
-
-
-async def two_banks(make_gateway, extra: str = "", **bank120):
-    """Bank 110 (secret-110) on the shared ISO listener, bank 120 (secret-120) on its own ISO listener."""
-    port = free_port()
-    banks = bank_toml("110", "secret-110") + bank_toml("120", "secret-120", port=port, **bank120)
-    return await start(make_gateway, banks=banks, extra=extra, **{"120": port})
-
-
-@pytest.fixture
-async def gateway(make_gateway):
-    return await start(make_gateway)
-
-
-@pytest.fixture
-def http_client(http_client):
-    """The conftest's checked client, plus: every answer carries an ``X-Request-Id``."""
-
-    def make(*args, **kw):
-        client = http_client(*args, **kw)
-        inner = client.call
-
-        async def call(method, path_qs, body=None, **call_kw):
-            answer = await inner(method, path_qs, body, **call_kw)
-            assert answer[1].get("X-Request-Id"), (method, path_qs, answer[0], answer[2])
-            sent = (call_kw.get("extra_headers") or {}).get("X-Request-Id")
-            if sent:
-                assert answer[1]["X-Request-Id"] == sent
-            return answer
-
-        client.call = call
-        return client
-
-    return make
-
-
-def assert_problem(answer, status: int, rc: str | None = None) -> dict:
-    """An RFC 9457 problem with this status and response code (none for 401/404/409/413/429)."""
-    got, headers, body = answer
-    assert got == status, (got, body)
-    assert headers["Content-Type"].split(";")[0] == "application/problem+json", headers["Content-Type"]
-    assert isinstance(body, dict), body
-    assert body["status"] == status and body["type"] and body["title"] and isinstance(body["detail"], str), body
-    if rc is None:
-        assert "response_code" not in body, body
-    else:
-        assert body["response_code"] == rc, body
-    return body
-
-
-def assert_business(answer, rc: str, replayed: bool = False) -> dict:
-    status, headers, body = answer
-    assert status == 200, (status, body)
-    assert headers["Content-Type"].split(";")[0] == "application/json"
-    assert body["response_code"] == rc, body
-    assert (headers.get("Idempotent-Replayed") == "true") == replayed, dict(headers)
-    return body
-
-
-async def counts(db) -> dict[str, int]:
-    out = {}
-    for table in ("payments", "active_payments", "reversals", "tombstones", "quotes", "message_keys",
-                  "ledger_entries", "proofs", "http_nonces"):
-        out[table] = await db.fetchval(f"SELECT count(*) FROM {table}")
-    return out
-
-
-async def bill_status(db, tax: str, bill_key: str) -> str:
-    return await db.fetchval("SELECT status FROM bills WHERE tax = $1 AND bill_key = $2", tax, bill_key)
-
-
-def pbb_body(amount: int = PRINCIPAL, *, nop: str = NOP, year: int | str = YEAR, ntb: str = "NTB-1",
-             channel: str = "teller", **more) -> dict:
-    return {"nop": nop, "tax_year": year, "amount": amount, "ntb": ntb, "channel": channel, **more}
+# -- helpers ---------------------------------------------------------------------------------------
 
 
 def pbb_bill(year: int = YEAR, status: str = "unpaid", due: date = FAR_DUE, name: str = "SITI AMINAH") -> dict:
@@ -166,12 +56,6 @@ def bphtb_bill(registration: str, status: str = "unpaid", valid_until: date = da
             "kecamatan": "BEKASI TIMUR", "region": "KOTA BEKASI", "acquisition_type": 1,
             "acquisition_value": 180_000_000, "land_area": 200, "building_area": 150,
             "ppat_name": "NOTARIS RINA, S.H.", "valid_until": valid_until.isoformat(), "status": status}
-
-
-def check_rfc3339_local(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    assert moment.utcoffset() == timedelta(hours=7), text
-    return moment
 
 
 # -- PBB -------------------------------------------------------------------------------------------
@@ -294,7 +178,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     # Every request and answer of the bank routes is in the message log (written in batches).
     for _ in range(100):
         logged = await db.fetch("SELECT direction, channel, bank_code, response_code, message_key FROM message_log"
-                                " WHERE connection_id = 'rq-77' OR message_key = 'pay-1' ORDER BY id")
+                                " WHERE connection_id = 'rq-77' OR message_key = 'pay-1' ORDER BY logged_at, id")
         if len(logged) >= 4:
             break
         await asyncio.sleep(0.05)
@@ -510,8 +394,6 @@ async def test_503_90_while_the_date_is_closing(gateway, db, http_client):
 
 
 async def test_503_91_database_unreachable(make_gateway, db_url, db, http_client):
-    from e2e.test_iso_codes import gateway_behind_proxy
-
     await add_pbb(db, due=FAR_DUE)
     gw, proxy = await gateway_behind_proxy(make_gateway, db_url)
     try:
@@ -632,3 +514,24 @@ async def test_unauthenticated_requests_cannot_create_metric_series(gateway, htt
              if line.startswith(("gateway_messages_total{", "gateway_request_seconds_count{"))
              and 'channel="http"' in line]
     assert len(lines) <= 10, "\n".join(lines[:20])
+
+
+async def test_a_replay_is_byte_for_byte_the_first_answer(gateway, db, http_client):
+    """http-api.md "Idempotency": only Date, X-Request-Id and the added Idempotent-Replayed differ. The proof
+    inside the answer must keep its members' order too (the stored answer is kept as written)."""
+    await add_pbb(db, due=FAR_DUE)
+    client = http_client()
+    data = json.dumps(pbb_body()).encode()
+
+    async def post() -> tuple[int, dict, bytes]:
+        headers = client.headers("POST", "/v1/pbb/payments", data)
+        headers.update({"Content-Type": "application/json", "Idempotency-Key": "REPLAY-1"})
+        async with client.session.post(gateway.http_url + "/v1/pbb/payments", data=data, headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+    first = await post()
+    replay = await post()
+    assert first[0] == replay[0] == 200
+    assert json.loads(first[2])["response_code"] == "00"
+    assert "Idempotent-Replayed" not in first[1] and replay[1]["Idempotent-Replayed"] == "true"
+    assert replay[2] == first[2]

@@ -10,11 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from billdata import add_bphtb, add_pbb
-from e2e.test_http_api import (  # noqa: F401 - fixtures
-    BPHTB_NOP, FAR_DUE, JAKARTA, NOP, PRINCIPAL, YEAR, assert_business, bill_status, counts, gateway,
-    http_client, pbb_body,
-)
 from gateway.iso8583.profiles import parse_bphtb_profile, parse_pbb_profile
+from helpers.dates import JAKARTA
+from helpers.db import bill_status, counts
+from helpers.http import BPHTB_NOP, FAR_DUE, NOP, PRINCIPAL, YEAR, assert_business, pbb_body
 
 pytestmark = pytest.mark.integration
 

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from billdata import add_bphtb, add_pbb
-from e2e.conftest import bank_toml, free_port
 from gateway.domain.bills import Tax
-from gateway.domain.business_day import business_date
 from gateway.domain.ntpd import make_ntpd, parse_ntpd
 from gateway.domain.sspd import make_registration
 from gateway.iso8583 import framing
 from gateway.iso8583.profiles import parse_pbb_profile
 from gateway.iso8583.spec import encode
+from helpers.dates import JAKARTA, today
+from helpers.db import bill_status, counts
+from helpers.gateway import bank_toml, free_port, gateway_behind_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -30,33 +29,15 @@ YEAR = 2026
 PBB_ID = NOP + str(YEAR)
 FAR_DUE = date(2099, 8, 31)  # no penalty: total due = principal
 PRINCIPAL = 150_000
-JAKARTA = ZoneInfo("Asia/Jakarta")
 
 
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def today() -> date:
-    """The business date the gateway gives a message sent now (default region and cut-off)."""
-    return business_date(datetime.now(UTC), JAKARTA, time(23, 0))
-
-
 def two_banks(make_gateway, **extra):
     """Bank 110 on the shared listener, bank 120 on its own listener (both from 127.0.0.1)."""
     port = free_port()
-    return make_gateway(banks=bank_toml("110") + bank_toml("120", port), **{"120": port}, **extra)
-
-
-async def counts(db) -> dict[str, int]:
-    out = {}
-    for table in ("payments", "active_payments", "reversals", "tombstones", "quotes", "message_keys",
-                  "ledger_entries"):
-        out[table] = await db.fetchval(f"SELECT count(*) FROM {table}")
-    return out
-
-
-async def bill_status(db, tax: str, bill_key: str) -> str:
-    return await db.fetchval("SELECT status FROM bills WHERE tax = $1 AND bill_key = $2", tax, bill_key)
+    return make_gateway(banks=bank_toml("110") + bank_toml("120", port=port), **{"120": port}, **extra)
 
 
 async def raw_request(bank, payload: bytes, stan: str, transmitted: str, timeout: float = 10) -> dict[str, str]:
@@ -625,75 +606,6 @@ async def test_90_cutoff_in_progress_stores_nothing(gateway, db):
 
 
 # -- 91 --------------------------------------------------------------------------------------------
-
-
-class PgProxy:
-    """A TCP proxy to the test database that can be cut (every connection closed, none accepted)."""
-
-    def __init__(self, db_url: str):
-        parts = urlsplit(db_url)
-        query = dict(parse_qsl(parts.query))
-        host = query.pop("host", None) or parts.hostname or "localhost"
-        port = query.pop("port", None) or parts.port or 5432
-        self.unix_path = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else None
-        self.target = (host, int(port))
-        self.port = free_port()
-        user = parts.username or ""
-        if parts.password:
-            user += ":" + parts.password
-        netloc = (user + "@" if user else "") + f"127.0.0.1:{self.port}"
-        self.url = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
-        self.server: asyncio.AbstractServer | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-        self.server = None
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def _handle(self, reader, writer) -> None:
-        try:
-            if self.unix_path:
-                up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
-            else:
-                up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers.update((writer, up_writer))
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers.discard(writer)
-        self.writers.discard(up_writer)
-
-
-async def gateway_behind_proxy(make_gateway, db_url: str):
-    """A gateway whose database connections go through a PgProxy that a test can cut, with short
-    database timeouts so that a cut is answered 91 quickly."""
-    proxy = PgProxy(db_url)
-    await proxy.start()
-    gw = make_gateway(extra="[database]\ncommand_timeout_ms = 2000\nconnect_timeout_ms = 1000\npool_min = 1\n",
-                      start=False)
-    gw.db_url = proxy.url
-    await asyncio.to_thread(gw.start)
-    return gw, proxy
 
 
 async def test_91_database_unreachable(make_gateway, db_url, db):

@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 
 from billdata import add_pbb
+from helpers.db import lock_bill, wait_until_blocked
+from helpers.gateway import bank_toml
 
 pytestmark = pytest.mark.integration
 
@@ -18,29 +20,6 @@ NOP = "327501000100100010"
 BILL = NOP + "2026"
 PAYABLE = date(2099, 8, 31)
 AMOUNT = 150_000
-
-
-def bank_toml(code: str = "110", allow: str = "127.0.0.1/32", enabled: bool = True) -> str:
-    return f'[[banks]]\ncode = "{code}"\nallow = ["{allow}"]\nenabled = {"true" if enabled else "false"}\n'
-
-
-async def lock_bill(conn: asyncpg.Connection, bill_id: int):
-    tx = conn.transaction()
-    await tx.start()
-    await conn.execute("SELECT id FROM bills WHERE id = $1 FOR UPDATE", bill_id)
-    return tx
-
-
-async def wait_until_blocked(db, count: int = 1, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        waiting = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'gateway' AND wait_event_type = 'Lock'")
-        if waiting >= count:
-            return
-        assert time.monotonic() < deadline, "the payment never blocked on the bill's lock"
-        await asyncio.sleep(0.02)
 
 
 async def wait_refused(port: int, timeout: float = 5.0) -> None:

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import date
 
 import pytest
 
 from billdata import add_pbb
-from e2e.conftest import bank_toml
 from gateway.banksim.client import IsoClient
 from gateway.iso8583 import framing, mac
 from gateway.iso8583.spec import decode, encode
+from helpers.db import counts
+from helpers.gateway import bank_toml, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +22,6 @@ MAC_KEY_HEX = "00112233445566778899aabbccddeeff0123456789abcdef0123456789abcdef"
 MAC_KEY = bytes.fromhex(MAC_KEY_HEX)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def read_frame_raw(reader: asyncio.StreamReader, header_bytes: int) -> tuple[bytes, bytes]:
     """(header, message) of the next frame, read byte-exactly without the project's framing code."""
     header = await asyncio.wait_for(reader.readexactly(header_bytes), 10)
@@ -35,9 +29,7 @@ async def read_frame_raw(reader: asyncio.StreamReader, header_bytes: int) -> tup
     return header, await asyncio.wait_for(reader.readexactly(length), 10)
 
 
-async def counts(db) -> tuple[int, int, int, int]:
-    return tuple([await db.fetchval(f"SELECT count(*) FROM {t}")
-                  for t in ("payments", "reversals", "message_keys", "quotes")])
+COUNTED = ("payments", "reversals", "message_keys", "quotes")
 
 
 # -- framing ---------------------------------------------------------------------------------------
@@ -45,7 +37,7 @@ async def counts(db) -> tuple[int, int, int, int]:
 
 async def test_ascii4_and_binary2_framings_with_keep_alives(make_gateway, db):
     port = free_port()
-    gw = make_gateway(banks=bank_toml("110") + bank_toml("130", port, framing="binary2"), **{"130": port})
+    gw = make_gateway(banks=bank_toml("110") + bank_toml("130", port=port, framing="binary2"), **{"130": port})
     await add_pbb(db, due=FAR_DUE)
     await add_pbb(db, year=2025, due=FAR_DUE)
     for code, name, keep_alive, header_bytes, year in (("110", "ascii4", b"0000", 4, 2026),
@@ -141,7 +133,7 @@ async def test_mac_accepted_and_answers_signed(mac_gateway, db):
         ans = await bank.request(bank.network("301"))
         assert ans["t"] == "0810" and ans["39"] == "00"
         assert_signed(ans, "128")
-    assert await counts(db) == (1, 1, 3, 1)
+    assert await counts(db, COUNTED) == {"payments": 1, "reversals": 1, "message_keys": 3, "quotes": 1}
     assert await db.fetchval("SELECT status FROM bills") == "unpaid"
 
 
@@ -152,7 +144,7 @@ async def test_wrong_or_missing_mac_refused_without_effect(mac_gateway, db):
         # A good payment first, so that a reversal has something to undo.
         good = bank.payment("pbb", NOP + "2026", PRINCIPAL)
         assert (await bank.request(good))["39"] == "00"
-        before = await counts(db)
+        before = await counts(db, COUNTED)
         ntb = "NTB-WRONG-MAC"
 
         unsigned = IsoClient("127.0.0.1", mac_gateway.port, bank="140")  # no key: no MAC at all
@@ -176,7 +168,7 @@ async def test_wrong_or_missing_mac_refused_without_effect(mac_gateway, db):
         ans = await asyncio.wait_for(future, 10)
         assert ans["39"] == "05"
         assert_signed(ans, "64")
-        assert await counts(db) == before
+        assert await counts(db, COUNTED) == before
         statuses = await db.fetch("SELECT tax_year, status FROM bills ORDER BY tax_year")
         assert [tuple(r) for r in statuses] == [(2025, "unpaid"), (2026, "paid")]
         assert await db.fetchval("SELECT count(*) FROM payments WHERE ntb = $1", ntb) == 0

@@ -4,7 +4,8 @@ out of order, many connections racing for one bill, a reversal racing its own pa
 
 Row locks taken by the test's own database transaction make a payment wait deterministically: the
 payment blocks on ``SELECT … FOR UPDATE`` of its bill until the test rolls back. Locks are held well under
-the gateway's 5 s statement timeout (``[database] command_timeout_ms``)."""
+the gateway's lock and statement timeouts (``[database] lock_timeout_ms``, ``statement_timeout_ms``), which
+the tests that hold them raise."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ import asyncpg
 import pytest
 
 from billdata import add_pbb
+from helpers.db import lock_bill, wait_until_blocked
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +34,6 @@ def bill(i: int) -> str:
 
 async def add_bills(db, count: int) -> list[int]:
     return [await add_pbb(db, nop=nop(i), due=PAYABLE) for i in range(count)]
-
-
-async def lock_bill(conn: asyncpg.Connection, bill_id: int):
-    """Start a transaction on `conn` holding the bill's row lock; returns the transaction (roll back to release)."""
-    tx = conn.transaction()
-    await tx.start()
-    await conn.execute("SELECT id FROM bills WHERE id = $1 FOR UPDATE", bill_id)
-    return tx
-
-
-async def wait_until_blocked(db, count: int, timeout: float = 5.0) -> None:
-    """Until `count` gateway sessions wait on a lock (the payments are really in flight and blocked)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        waiting = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'gateway' AND wait_event_type = 'Lock'")
-        if waiting >= count:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"{waiting} of {count} payments blocked"
-        await asyncio.sleep(0.02)
 
 
 async def test_twenty_in_flight_answered_out_of_order_matched_by_stan(gateway, db, db_url):
@@ -91,8 +72,9 @@ async def test_twenty_in_flight_answered_out_of_order_matched_by_stan(gateway, d
     assert await db.fetchval("SELECT count(*) FROM active_payments WHERE bill_id = $1", ids[0]) == 1
 
 
-async def test_fifty_connections_race_to_pay_one_bill(gateway, db):
+async def test_fifty_connections_race_to_pay_one_bill(make_gateway, db):
     bill_id = (await add_bills(db, 1))[0]
+    gateway = make_gateway(extra="max_connections_per_address = 50")  # all 50 come from 127.0.0.1
     clients = [await gateway.client(timeout_s=20).connect() for _ in range(50)]
     try:
         stans = random.sample(range(1, 999_999), 50)
@@ -153,7 +135,8 @@ async def test_reversal_racing_its_own_payment(gateway, db):
 
 async def test_back_pressure_max_in_flight(make_gateway, db, db_url):
     ids = await add_bills(db, 3)
-    gw = make_gateway(extra="max_in_flight = 2")
+    # Patient database waits, so that only the test's own locks decide when the payments go on.
+    gw = make_gateway(extra="max_in_flight = 2\n[database]\nlock_timeout_ms = 20000\nstatement_timeout_ms = 20000")
     lock1 = await asyncpg.connect(db_url)
     lock2 = await asyncpg.connect(db_url)
     try:

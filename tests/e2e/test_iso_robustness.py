@@ -15,6 +15,8 @@ from billdata import add_pbb
 from gateway.banksim.client import IsoClient
 from gateway.iso8583 import framing
 from gateway.iso8583.spec import encode
+from helpers.db import poll_rows
+from helpers.gateway import ONE_WORKER
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +33,6 @@ async def wait_for_event(db, event: str, count: int = 1, timeout: float = 10.0) 
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.05)
-
-
-async def poll_rows(db, query: str, *args, timeout: float = 10.0) -> list:
-    """The rows of `query` once there are any (message-log rows are written in batches)."""
-    deadline = time.monotonic() + timeout
-    while not (rows := await db.fetch(query, *args)) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return rows
 
 
 async def assert_works(client: IsoClient) -> None:
@@ -214,7 +208,7 @@ async def test_slow_sender_does_not_hold_up_other_connections(gateway, db):
 
 async def test_connection_limit(make_gateway, db):
     await add_pbb(db, due=PAYABLE)
-    gw = make_gateway(extra="max_connections = 3")
+    gw = make_gateway(extra="max_connections = 3", env=ONE_WORKER)  # each worker's own limit
     await asyncio.sleep(0.3)  # the start-up probe connection is gone
     clients = [await gw.client(timeout_s=5).connect() for _ in range(3)]
     try:

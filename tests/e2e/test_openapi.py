@@ -1,39 +1,31 @@
 """A running gateway against its OpenAPI document: every route, the business answers and the problem answers.
 
 Every answer goes through ``http_client()``, whose ``CheckedHttpClient.call`` asserts that it conforms to the
-document (tests/e2e/openapi_check.py); the assertions here only pin which answer each request gets.
+document (tests/helpers/openapi_check.py); the assertions here only pin which answer each request gets.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from datetime import UTC, date, datetime
-from datetime import time as dtime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import aiohttp
 import pytest
 
 from billdata import add_bphtb, add_pbb
 from gateway.domain.bills import Tax
-from gateway.domain.business_day import business_date
 from gateway.domain.ntpd import make_ntpd
 from gateway.http.openapi import DOCUMENT
-
-from .openapi_check import assert_conforms
+from helpers.dates import today
+from helpers.gateway import free_port
+from helpers.openapi_check import assert_conforms
 
 pytestmark = pytest.mark.integration
 
 NOP = "327501000100100010"
 NOP_DISPLAY = "32.75.010.001.001-0001.0"
 BPHTB_NOP = "327501000100100020"
-
-
-def today() -> date:
-    """The business date of a request sent now (default region Asia/Jakarta, cut-off 23:00)."""
-    return business_date(datetime.now(UTC), ZoneInfo("Asia/Jakarta"), dtime(23, 0))
 
 
 def pbb_payment(**overrides):
@@ -259,12 +251,6 @@ async def test_bank_authentication_problems(gateway, db, http_client):
     assert status == 401
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _banks_toml() -> str:
     def bank(code: str, **options) -> str:
         lines = ["[[banks]]", f'code = "{code}"', f'name = "BANK {code}"', f'api_secret = "secret-{code}"']
@@ -359,3 +345,46 @@ async def test_the_check_fails_an_undocumented_answer(gateway):
     assert headers["X-Request-Id"]
     with pytest.raises(AssertionError, match="matches no route"):
         assert_conforms("GET", "/v1/nothing-here", status, headers, body)
+
+
+async def _raw_exchange(gw, head: bytes) -> tuple[int, dict[str, str], dict]:
+    """Send ``head`` as it is (what no HTTP client would) and read the one answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    raw_head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = raw_head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+async def test_parser_refusals_conform_on_any_route(gateway):
+    """The HTTP parser's own refusals are documented answers of every route: a head over `max_head_bytes`
+    is 431, bad bytes in the head 400 with RC 30."""
+    big = b"X-Filler: " + b"a" * 4000 + b"\r\n"
+    for path in (f"/v1/pbb/bills/{NOP}/2026", "/healthz", "/v1/staff/me"):
+        status, headers, body = await _raw_exchange(
+            gateway, f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + big * 3 + b"\r\n")
+        assert status == 431 and "a" * 100 not in json.dumps(body), (path, body)
+        assert_conforms("GET", path, status, headers, body)
+        status, headers, body = await _raw_exchange(
+            gateway, f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n".encode())
+        assert status == 400 and body["response_code"] == "30", (path, body)
+        assert_conforms("GET", path, status, headers, body)
+
+
+async def test_staff_sign_in_limit_conforms(gateway):
+    async with aiohttp.ClientSession() as session:
+        for _ in range(8):
+            async with session.post(gateway.http_url + "/v1/staff/session",
+                                    json={"username": "nobody", "password": "wrong"}) as resp:
+                status, headers, body = resp.status, resp.headers.copy(), await resp.json(content_type=None)
+            assert_conforms("POST", "/v1/staff/session", status, headers, body)
+            if status == 429:
+                break
+            assert status == 401
+    assert status == 429 and int(headers["Retry-After"]) >= 1

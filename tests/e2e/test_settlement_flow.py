@@ -15,8 +15,7 @@ import pytest
 
 from billdata import add_pbb
 from gateway.banksim.http_client import HttpBankClient
-
-from .test_staff_auth import PASSWORD, add_user, call, sign_in, token_for
+from helpers.staff import add_user, call, sign_in, token_for
 
 pytestmark = pytest.mark.integration
 
@@ -191,14 +190,18 @@ async def test_transaction_search_story_notes_and_item_resolution(make_gateway, 
         status, _, _ = await call(http, gw, "GET", "/v1/transactions?nop=12", headers=support)
         assert status == 400
 
-        # The story: the refused attempt, the payment and its reversal, as the message log recorded them.
+        # The story: the refused attempt, the payment and its reversal, as the message log recorded them. The
+        # approvals' answer rows are written with their payment and reversal, the other rows by the batched
+        # log a moment later: wait for all of them.
+        expected = {("out", "0210", "13"), ("out", "0210", "00"), ("out", "0410", "00"), ("in", "0400", None)}
         for _ in range(100):
             status, _, story = await call(http, gw, "GET", f"/v1/transactions/{t['id']}", headers=support)
             codes = [(m["direction"], m["mti"], m["response_code"]) for m in story["messages"]]
-            if ("out", "0410", "00") in codes:
+            if expected <= set(codes):
                 break
             await asyncio.sleep(0.05)
-        assert ("out", "0210", "13") in codes and ("out", "0210", "00") in codes and ("out", "0410", "00") in codes
+        assert expected <= set(codes), codes
+        assert codes.count(("in", "0200", None)) == 3  # the inquiry, the refused payment, the payment
         assert story["reversal"]["amount"] == 100_000 and story["quotes"][0]["total"] == 100_000
         status, _, _ = await call(http, gw, "POST", f"/v1/transactions/{t['id']}/notes", headers=support,
                                   json={"note": "taxpayer called: the teller reversed it, paid again later"})

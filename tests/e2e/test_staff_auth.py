@@ -4,10 +4,7 @@ is for the banks' clients."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from http.cookies import SimpleCookie
 
@@ -15,27 +12,9 @@ import aiohttp
 import pytest
 
 from gateway.banksim.http_client import HttpBankClient
+from helpers.staff import PASSWORD, add_user, call, sign_in, staff_cli, token_for
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "correct horse battery"
-
-
-def staff_cli(gw, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway", "staff", *args, "--config", str(gw.config_path)],
-                          input=stdin, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "GATEWAY_DATABASE_URL": gw.db_url})
-
-
-def add_user(gw, user: str, role: str) -> None:
-    run = staff_cli(gw, "add", user, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
-    assert run.returncode == 0, run.stderr
-
-
-def token_for(gw, user: str) -> str:
-    run = staff_cli(gw, "token", user)
-    assert run.returncode == 0, run.stderr
-    return run.stdout.strip()
 
 
 @pytest.fixture
@@ -43,20 +22,6 @@ async def http():
     # No cookie jar: the tests send the session cookie themselves, to see exactly what is sent.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
         yield session
-
-
-async def call(http, gw, method: str, path: str, **kw):
-    async with http.request(method, gw.http_url + path, **kw) as resp:
-        body = await resp.json(content_type=None) if resp.content_length != 0 else None
-        return resp.status, resp.headers, body
-
-
-async def sign_in(http, gw, user: str, password: str = PASSWORD):
-    status, headers, body = await call(http, gw, "POST", "/v1/staff/session",
-                                       json={"username": user, "password": password})
-    assert status == 200, body
-    cookie = SimpleCookie(headers["Set-Cookie"])["gw_session"]
-    return cookie, body["csrf_token"]
 
 
 async def audit_rows(db):

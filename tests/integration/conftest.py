@@ -8,18 +8,12 @@ import pytest
 
 from gateway.clock import FixedClock
 from gateway.config import build_config
-from gateway.payment.context import ServiceContext
-from gateway.payment.engine import Engine
+from gateway.engine import Engine
+from gateway.service.context import ServiceContext
 
 BANKS = [{"code": str(100 + i), "name": f"BANK {i}", "allow": [f"10.0.0.{i + 1}/32"]} for i in range(60)]
 # 2026-11-23 09:15 in Asia/Jakarta (UTC+7).
 DEFAULT_NOW = datetime(2026, 11, 23, 2, 15, tzinfo=UTC)
-
-
-def jakarta(year: int, month: int, day: int, hour: int = 9, minute: int = 0, second: int = 0) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return datetime(year, month, day, hour, minute, second, tzinfo=ZoneInfo("Asia/Jakarta")).astimezone(UTC)
 
 
 @pytest.fixture

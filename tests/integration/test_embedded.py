@@ -19,7 +19,7 @@ import urllib.parse
 import asyncpg
 import pytest
 
-from gateway.store import embedded
+from gateway.store import embedded, pg_host
 from gateway.store.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_test_dir, find_bindir
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ def test_find_bindir_has_server_binaries():
 
 def test_find_bindir_error_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(embedded, "_FALLBACK_GLOBS", ())
+    monkeypatch.setattr(pg_host, "_FALLBACK_GLOBS", ())
     with pytest.raises(EmbeddedPostgresError) as ei:
         find_bindir()
     msg = str(ei.value)
@@ -336,12 +336,12 @@ def test_not_a_data_directory(make_pg, state_dir):
 
 
 def test_root_without_postgres_user(monkeypatch, state_dir):
-    monkeypatch.setattr(embedded.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pg_host.os, "geteuid", lambda: 0)
 
     def nouser(name):
         raise KeyError(name)
 
-    monkeypatch.setattr(embedded.pwd, "getpwnam", nouser)
+    monkeypatch.setattr(pg_host.pwd, "getpwnam", nouser)
     with pytest.raises(EmbeddedPostgresError, match="no 'postgres' system user"):
         EmbeddedPostgres(state_dir, port=next(_ports)).start()
 

@@ -277,6 +277,137 @@ async def test_payment_committed_while_the_import_updates_is_kept_and_a_conflict
     assert tuple(row) == (150000, "paid")
 
 
+# --- batches ---------------------------------------------------------------------------------------
+
+GOOD_PBB_ROWS = [
+    ("3275010001001000102025", "327501000100100010", 2025, "SITI AMINAH", "JL. MERDEKA NO. 5", 120, 90, 140000,
+     0, datetime.date(2025, 8, 31), "cancelled"),
+    ("3275010001001000102026", "327501000100100010", 2026, "SITI AMINAH", "JL. MERDEKA NO. 5", 120, 90, 150000,
+     0, datetime.date(2026, 8, 31), "unpaid"),
+    ("3275010001001000202026", "327501000100100020", 2026, "BUDI SANTOSO, H.", "JL. MAWAR NO. 7", 200, 0, 275000,
+     0, datetime.date(2026, 9, 30), "paid"),
+]
+
+
+async def test_batches_are_key_ranges_committed_one_by_one(db, db_url, tmp_path):
+    path = write(tmp_path, GOOD_PBB)
+    seen = []
+    observer = await asyncpg.connect(db_url)
+
+    async def after_batch(batch):
+        # Committed: another session sees the batch's bills, and none of the bills is locked.
+        async with observer.transaction():
+            rows = await observer.fetch("SELECT bill_key FROM bills ORDER BY bill_key FOR NO KEY UPDATE NOWAIT")
+        seen.append((batch.number, batch.first_key, batch.last_key, batch.rows, [r[0] for r in rows]))
+
+    try:
+        err = io.StringIO()
+        report = await import_file(db, "pbb", path, strict=False, region_code="3275", err=err, rows_per_batch=2,
+                                   after_batch=after_batch)
+    finally:
+        await observer.close()
+    assert seen == [
+        (1, "3275010001001000102025", "3275010001001000102026", 2, ["3275010001001000102025", "3275010001001000102026"]),
+        (2, "3275010001001000202026", "3275010001001000202026", 1, [r[0] for r in GOOD_PBB_ROWS]),
+    ]
+    assert err.getvalue().splitlines() == [f"{path}: 3 rows read", "loaded 3, updated 0, invalid 0, conflicts 0"]
+    assert report.exit_code == 0
+    assert await bills(db) == GOOD_PBB_ROWS
+    # the session keeps neither the staging table nor the import's advisory lock
+    assert await db.fetchval("SELECT to_regclass('pg_temp.gw_bill_staging')") is None
+    assert await db.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+
+
+async def test_conflicts_of_several_batches_are_reported_in_line_order(db, tmp_path):
+    await run(db, write(tmp_path, GOOD_PBB))
+    first = await pay(db, "3275010001001000202026", serial=1)     # line 2 below, last batch
+    second = await pay(db, "3275010001001000102025", serial=2)    # line 3 below, first batch
+    lines = [GOOD_PBB[0], GOOD_PBB[2].replace("275000", "1000"), GOOD_PBB[3].replace(",cancelled", ",unpaid"),
+             GOOD_PBB[1]]
+    path = write(tmp_path, lines, "again.csv")
+    err = io.StringIO()
+    report = await import_file(db, "pbb", path, strict=False, region_code="3275", err=err, rows_per_batch=1)
+    assert err.getvalue().splitlines() == [
+        f"{path}: 3 rows read",
+        f"{path}:2: conflict: bill has an active payment (NTPD {first}); status and amount kept",
+        f"{path}:3: conflict: bill has an active payment (NTPD {second}); status and amount kept",
+        "loaded 0, updated 1, invalid 0, conflicts 2",
+    ]
+    assert report.exit_code == 1
+
+
+async def test_strict_validates_the_whole_file_before_the_first_batch(db, tmp_path):
+    # The only bad row is the last one, in a file of one-row batches: still nothing is loaded.
+    path = write(tmp_path, GOOD_PBB + [GOOD_PBB[1].replace("327501000100100010", "327501000100100090")
+                                       .replace("150000", "0")])
+    batches = []
+
+    async def after_batch(batch):
+        batches.append(batch)
+
+    err = io.StringIO()
+    report = await import_file(db, "pbb", path, strict=True, region_code="3275", err=err, rows_per_batch=1,
+                               after_batch=after_batch)
+    assert err.getvalue().splitlines() == [f"{path}:5: amount: must be greater than 0", f"{path}: 4 rows read",
+                                           "loaded 0, updated 0, invalid 1, conflicts 0"]
+    assert (report.exit_code, batches) == (1, [])
+    assert await bills(db) == []
+
+
+async def test_a_failing_batch_leaves_the_batches_before_loaded_and_a_rerun_completes(db, tmp_path):
+    await db.execute("CREATE FUNCTION refuse_bill() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                     " IF NEW.bill_key = '3275010001001000202026' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+                     " RETURN NEW; END$$")
+    await db.execute("CREATE TRIGGER refuse BEFORE INSERT ON bills FOR EACH ROW EXECUTE FUNCTION refuse_bill()")
+    path = write(tmp_path, GOOD_PBB)
+    err = io.StringIO()
+    report = await import_file(db, "pbb", path, strict=False, region_code="3275", err=err, rows_per_batch=1)
+    assert err.getvalue().splitlines() == [
+        f"{path}: 3 rows read",
+        f"{path}: stopped after 2 of 3 valid rows (RaiseError: refused by the test); those rows are loaded, the rest"
+        " are not: importing the file again completes the load",
+        "loaded 2, updated 0, invalid 0, conflicts 0",
+    ]
+    assert (report.loaded, report.exit_code) == (2, 1)
+    assert await bills(db) == GOOD_PBB_ROWS[:2]         # the batches in key order before the failing one
+    assert await db.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+
+    await db.execute("DROP TRIGGER refuse ON bills")
+    report, err_lines = await run(db, path)
+    assert err_lines == [f"{path}: 3 rows read", "loaded 1, updated 2, invalid 0, conflicts 0"]
+    assert report.exit_code == 0
+    assert await bills(db) == GOOD_PBB_ROWS
+
+
+async def test_an_interrupted_import_says_how_far_it_got(db, tmp_path):
+    path = write(tmp_path, GOOD_PBB)
+
+    async def interrupt(batch):
+        raise asyncio.CancelledError()          # e.g. Ctrl-C in `gateway bills import`
+
+    err = io.StringIO()
+    with pytest.raises(asyncio.CancelledError):
+        await import_file(db, "pbb", path, strict=False, region_code="3275", err=err, rows_per_batch=1,
+                          after_batch=interrupt)
+    assert err.getvalue().splitlines() == [
+        f"{path}: 3 rows read",
+        f"{path}: stopped after 1 of 3 valid rows (interrupted: CancelledError); those rows are loaded, the rest"
+        " are not: importing the file again completes the load",
+        "loaded 1, updated 0, invalid 0, conflicts 0",
+    ]
+    assert await bills(db) == GOOD_PBB_ROWS[:1]
+    assert await db.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    report, _ = await run(db, path)
+    assert (report.loaded, report.updated, report.exit_code) == (2, 1, 0)
+
+
+async def test_import_refuses_to_run_inside_a_transaction(db, tmp_path):
+    path = write(tmp_path, GOOD_PBB)
+    async with db.transaction():
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            await run(db, path)
+
+
 # --- BPHTB ---------------------------------------------------------------------------------------
 
 

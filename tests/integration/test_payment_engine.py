@@ -2,19 +2,31 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
 
-from gateway.payment.requests import (
-    BphtbInquiry, BphtbPayment, IsoOrigin, MessageKey, OriginalRef, PbbArrears, PbbInquiry, PbbPayment, Reversal,
+from billdata import add_bphtb, add_pbb
+from gateway.domain.bills import Tax
+from gateway.domain.ntpd import make_ntpd
+from gateway.domain.sspd import make_registration
+from gateway.domain.transmission import transmission_year
+from gateway.engine import Engine
+from gateway.service.context import ServiceContext
+from gateway.service.requests import (
+    BphtbInquiry,
+    BphtbPayment,
+    IsoOrigin,
+    MessageKey,
+    OriginalRef,
+    PbbArrears,
+    PbbInquiry,
+    PbbPayment,
+    Reversal,
 )
 from gateway.settlement.invariants import check_conservation
-
-from billdata import add_bphtb, add_pbb
-
-from .conftest import jakarta
+from helpers.dates import jakarta
 
 pytestmark = pytest.mark.integration
 
@@ -177,9 +189,14 @@ async def test_reversal_rules(engine, db):
     assert foreign_original.rc == "12"
     assert (await engine.reverse(Reversal("110", 154_000, iso_key("000003", "x", cls="04"),
                                           ntpd=paid.ntpd))).rc == "13"
-    missing = await engine.reverse(Reversal("110", 154_500, iso_key("000004", "x", cls="04"),
-                                            ntpd="261123199999999" + "900"))
-    assert missing.rc in ("14", "30")
+    # An NTPD with wrong check digits is malformed (RC 30); a well-formed one naming no payment is RC 14
+    # (spec/iso8583.md "Response codes", "Reversal lookup"). Neither leaves a tombstone.
+    malformed = await engine.reverse(Reversal("110", 154_500, iso_key("000004", "x", cls="04"),
+                                              ntpd="261123199999999" + "900"))
+    assert malformed.rc == "30"
+    missing = await engine.reverse(Reversal("110", 154_500, iso_key("000005", "x", cls="04"),
+                                            ntpd=make_ntpd(date(2026, 11, 23), Tax.PBB, 999_999_999)))
+    assert missing.rc == "14"
     assert await db.fetchval("SELECT count(*) FROM reversals") == 0
     assert await db.fetchval("SELECT count(*) FROM tombstones") == 0
 
@@ -273,7 +290,9 @@ async def test_bphtb_inquiry_and_cross_check(engine, db):
     assert (await engine.inquire_bphtb(BphtbInquiry("110", reg, "327501000100100020", 2025))).rc == "14"
     bad_check = reg[:-1] + str((int(reg[-1]) + 1) % 10)
     assert (await engine.inquire_bphtb(BphtbInquiry("110", bad_check))).rc == "30"
-    assert (await engine.inquire_bphtb(BphtbInquiry("110", "20261100099997"))).rc in ("14", "30")
+    # Wrong check digits: a format error (RC 30); the same serial with its right check digits names no bill (RC 14).
+    assert (await engine.inquire_bphtb(BphtbInquiry("110", "20261100099997"))).rc == "30"
+    assert (await engine.inquire_bphtb(BphtbInquiry("110", make_registration(2026, 11, 999)))).rc == "14"
 
 
 async def test_closed_and_closing_dates(engine, db, clock):
@@ -334,8 +353,8 @@ async def test_conservation_detects_a_corrupted_ledger(engine, db):
 
 
 async def test_database_unreachable_answers_91_without_hanging(config, clock):
-    from gateway.payment.context import ServiceContext
-    from gateway.payment.engine import Engine
+    from gateway.engine import Engine
+    from gateway.service.context import ServiceContext
 
     dead = await asyncpg.create_pool("postgresql://nobody@127.0.0.1:1/none", min_size=0, max_size=2, timeout=2)
     try:
@@ -382,9 +401,9 @@ async def test_approved_payment_carries_a_signed_proof(pool, clock, config, db, 
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from gateway.payment.context import ServiceContext
-    from gateway.payment.engine import Engine
+    from gateway.engine import Engine
     from gateway.proofs.keys import KeyStore
+    from gateway.service.context import ServiceContext
 
     keys = KeyStore(tmp_path / "keys")
     kid = keys.init()
@@ -408,3 +427,50 @@ async def test_approved_payment_carries_a_signed_proof(pool, clock, config, db, 
     again = await eng.pay_pbb(pay())
     assert again.repeated and again.signature == paid.signature and again.validation_code == paid.validation_code
     assert await db.fetchval("SELECT count(*) FROM proofs") == 1
+
+
+async def test_the_same_stan_and_field_7_a_year_later_is_a_new_message(engine, db):
+    """Field 7 carries no year: last year's key, tombstone and payment with the same STAN and field 7 must
+    neither answer this year's payment as a repeat (94), refuse it (12) nor be reversed in its place."""
+    await add_pbb(db)
+    this_year = transmission_year("1123021500", datetime.now(UTC))
+    last_year = this_year - 1
+    # Last year's traces of (bank 110, STAN 000001, field 7 1123021500): a tombstone and a stored key.
+    await db.execute("INSERT INTO tombstones (bank_code, stan, transmitted, transmitted_year, amount,"
+                     " business_date, created_at) VALUES ('110', '000001', '1123021500', $1, 154500, $2, now())",
+                     last_year, date(last_year, 11, 23))
+    await db.execute("INSERT INTO message_keys (channel, bank_code, key, content_hash, operation, answer)"
+                     " VALUES ('iso', '110', $1, '\\x00', 'pbb-payment', '{\"rc\": \"00\"}')",
+                     f"000001:{last_year}1123021500:02")
+    paid = await engine.pay_pbb(pay())
+    assert (paid.rc, paid.repeated) == ("00", False)
+    row = await db.fetchrow("SELECT stan, transmitted, transmitted_year FROM payments")
+    assert tuple(row) == ("000001", "1123021500", this_year)
+    key = await db.fetchval("SELECT key FROM message_keys WHERE answer::text <> '{\"rc\": \"00\"}'")
+    assert key == f"000001:{this_year}1123021500:02"
+    # A reversal by field 90 finds this year's payment (last year's tombstone is no payment to reverse).
+    rev = await engine.reverse(Reversal("110", 154_500, iso_key("000009", "r", cls="04"),
+                                        original=OriginalRef("000001", "1123021500", "110")))
+    assert (rev.rc, rev.tombstone, rev.ntpd) == ("00", False, paid.ntpd)
+    assert await db.fetchval("SELECT count(*) FROM tombstones") == 1
+
+
+async def test_an_inquiry_does_not_wait_for_a_payment_of_the_same_bill(db_url, db, clock, config):
+    """A payment holds its bill FOR NO KEY UPDATE; the inquiry's quote (a foreign key: KEY SHARE) must not
+    wait for it. The inquiring pool gives up on any lock after 200 ms, so a wait would be RC 91."""
+    bill_id = await add_pbb(db)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2, server_settings={"lock_timeout": "200"})
+    try:
+        engine = Engine(ServiceContext(pool=pool, clock=clock, config=config))
+        async with db.transaction():
+            await db.execute("SELECT 1 FROM bills WHERE id = $1 FOR NO KEY UPDATE", bill_id)  # as a payment does
+            result = await engine.inquire_pbb(PbbInquiry(bank="110", nop=NOP, tax_year="2026"))
+            assert (result.rc, result.amount.total) == ("00", 154_500)
+            # A payment of it does wait, and gives up (91) rather than drain anything.
+            blocked = await engine.pay_pbb(pay())
+            assert blocked.rc == "91"
+        assert await db.fetchval("SELECT count(*) FROM quotes") == 1
+        assert await db.fetchval("SELECT count(*) FROM payments") == 0
+        assert (await engine.pay_pbb(pay())).rc == "00"
+    finally:
+        await pool.close()

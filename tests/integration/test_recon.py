@@ -5,17 +5,14 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import date
 
 import pytest
 
-from gateway.payment.requests import BphtbPayment, Reversal
+from billdata import add_bphtb, add_pbb
+from gateway.service.requests import BphtbPayment, Reversal
 from gateway.settlement.errors import ReconFileError
 from gateway.settlement.recon import parse_file, reconcile
-
-from billdata import add_bphtb, add_pbb
-
-from .test_settlement import DAY, key, pbb
+from helpers.payments import DAY, key, pbb
 
 pytestmark = pytest.mark.integration
 

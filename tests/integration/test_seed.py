@@ -1,8 +1,12 @@
 """``demo seed``: the synthetic Kota Bekasi data set (gateway.demo.seed)."""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -130,3 +134,18 @@ async def test_seeding_again_keeps_a_bill_paid_through_the_gateway(db):
     summary, _ = await seed(db, objects=30)
     assert "1 bill with an active gateway payment kept status and amount" in summary
     assert await db.fetchval("SELECT status FROM bills WHERE id = $1", bill_id) == "paid"
+
+
+async def test_the_command_line_inquiry_the_seed_suggests_answers_without_a_bank(db, db_url):
+    """`gateway inquiry pbb 32.75.010.001.001-0001.0 2026`, as the seed's summary and the README print it,
+    on a gateway whose configuration names no bank: an operator's look-up (no bank checks, no quote)."""
+    await seed(db, objects=1, today=datetime.date.today())
+    year = str(datetime.date.today().year)
+    env = {**os.environ, "GATEWAY_DATABASE_URL": db_url}
+    run = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "gateway", "inquiry", "pbb",
+                                                   "32.75.010.001.001-0001.0", year],
+                                  env=env, capture_output=True, text=True, timeout=60)
+    assert run.stdout.splitlines()[0] in ("response code   00 (approved)", "response code   88 (already paid)"), \
+        run.stdout + run.stderr
+    assert "NOP             32.75.010.001.001-0001.0" in run.stdout
+    assert await db.fetchval("SELECT count(*) FROM quotes") == 0

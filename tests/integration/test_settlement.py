@@ -2,38 +2,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import json
+import os
 import subprocess
 import sys
-import os
 from collections import defaultdict
 from datetime import date
 
+import asyncpg
 import pytest
 
-from gateway.payment.requests import BphtbPayment, IsoOrigin, MessageKey, PbbPayment, Reversal
+from billdata import add_bphtb, add_pbb
+from gateway.service.requests import BphtbPayment, Reversal
 from gateway.settlement.close import SettlementError, close_business_date
 from gateway.settlement.report import settlement_report_csv
 from gateway.settlement.sismiop import sismiop_csv, split_nop
-
-from billdata import add_bphtb, add_pbb
-
-from .conftest import jakarta
+from helpers.dates import jakarta
+from helpers.payments import DAY, key, pbb
 
 pytestmark = pytest.mark.integration
 
-DAY = date(2026, 11, 23)
 NOPS = ["327501000100100010", "327501000100100030", "327501000100100040", "327501000100100050"]
-
-
-def key(stan: str, content: str, cls: str = "02") -> MessageKey:
-    return MessageKey.iso(stan, "1123021500", cls, content)
-
-
-def pbb(bank: str, nop: str, stan: str, amount: int = 154_500) -> PbbPayment:
-    return PbbPayment(bank=bank, nop=nop, tax_year=2026, amount=amount, ntb="NTB" + stan, channel="atm",
-                      key=key(stan, f"{bank}|{nop}|{amount}"),
-                      origin=IsoOrigin(stan=stan, transmitted="1123021500", rrn="RRN" + stan, terminal_id="ATM1"))
 
 
 async def make_day(engine, db):
@@ -198,8 +189,17 @@ async def test_cli_close_report_export(engine, db, db_url, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.endswith("2020-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0\n")  # text mode reads CRLF as \\n
     assert await db.fetchval("SELECT closed_by FROM business_dates WHERE business_date = '2020-01-02'") == "cli-op"
-    future = await asyncio.to_thread(_cli, db_url, "settle", "close", "2999-01-01")
+    future = await asyncio.to_thread(_cli, db_url, "settle", "close", "2999-01-01", "--operator", "cli-op")
     assert future.returncode == 1 and "cut-off" in future.stderr
+    # The command line closes through the treasury service: the close and the refusal are audited, as for
+    # the staff API.
+    rows = await db.fetch("SELECT actor, action, target, detail FROM audit_log WHERE actor = 'cli-op' ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"], json.loads(r["detail"])) for r in rows] == [
+        ("cli-op", "settlement.close", "2020-01-02", {"via": "cli", "already_closed": False}),
+        ("cli-op", "settlement.close.refused", "2999-01-01",
+         {"via": "cli", "reason": json.loads(rows[1]["detail"])["reason"]}),
+    ]
+    assert "cut-off" in json.loads(rows[1]["detail"])["reason"]
     out = tmp_path / "report.csv"
     rep = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "csv",
                                   "--output", str(out))
@@ -209,6 +209,10 @@ async def test_cli_close_report_export(engine, db, db_url, tmp_path):
     pdf = await asyncio.to_thread(_cli, db_url, "settle", "report", "2026-11-23", "--format", "pdf",
                                   "--output", str(pdf_path))
     assert pdf.returncode == 0 and pdf_path.read_bytes()[:5] == b"%PDF-"
+    # Reports are read through the treasury service too: each read is audited.
+    reads = await db.fetch("SELECT action, target, detail FROM audit_log WHERE action = 'settlement.report' ORDER BY id")
+    assert [(r["action"], r["target"], json.loads(r["detail"])) for r in reads] == [
+        ("settlement.report", "2026-11-23 csv", {"via": "cli"}), ("settlement.report", "2026-11-23 pdf", {"via": "cli"})]
     exp = await asyncio.to_thread(_cli, db_url, "payments", "export", "2026-11-23", "--format", "sismiop")
     assert exp.returncode == 0 and exp.stdout.count("\n") == 4
     bad = await asyncio.to_thread(_cli, db_url, "payments", "export", "23-11-2026", "--format", "sismiop")
@@ -235,7 +239,7 @@ async def test_report_pdf_renders_the_table_with_totals(engine, pool, db, config
                  if r["bank_code"] == "TOTAL")
     net = f"Rp{int(total['net_amount']):,}".replace(",", ".")
     gross = f"Rp{int(total['payments_amount']):,}".replace(",", ".")
-    assert f"TOTAL ALL 5" in text and net in text and gross in text
+    assert "TOTAL ALL 5" in text and net in text and gross in text
 
 
 async def test_report_csv_round_trips_to_the_payments(engine, db, config):
@@ -261,3 +265,155 @@ async def test_report_csv_round_trips_to_the_payments(engine, db, config):
     total = rows[-1]
     assert (total["bank_code"], total["tax"]) == ("TOTAL", "ALL")
     assert int(total["net_amount"]) == sum(v[1] - v[3] for v in independent.values())
+
+
+# --- a close that fails, crashes or runs on the request pool ---------------------------------------------
+
+
+async def date_state(db):
+    return tuple(await db.fetchrow("SELECT state, closing_at, closed_at FROM business_dates WHERE business_date = $1",
+                                   DAY))
+
+
+async def test_close_failing_after_marking_closing_puts_the_date_back_to_open(engine, pool, db, config, clock,
+                                                                             monkeypatch):
+    import gateway.settlement.close as close_module
+
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+    seen = []
+
+    async def failing_totals(conn, day):
+        seen.append(await db.fetchval("SELECT state FROM business_dates WHERE business_date = $1", day))
+        await conn.execute("SELECT 1/0")        # a database error in step 4, after the check passed
+
+    monkeypatch.setattr(close_module, "totals", failing_totals)
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await close(pool, config, clock)
+    assert seen == ["closing"]
+    assert await date_state(db) == ("open", None, None)
+    monkeypatch.undo()
+    result = await close(pool, config, clock)
+    assert not result.already_closed and sum(t.payments_count for t in result.totals) == 5
+
+
+@pytest.mark.parametrize("through", ["pool", "connection"])
+async def test_close_whose_connection_breaks_reopens_on_a_fresh_one(engine, pool, db, db_url, config, clock,
+                                                                    monkeypatch, through):
+    import gateway.settlement.close as close_module
+
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+
+    async def killed_check(conn, day):
+        await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    monkeypatch.setattr(close_module, "check_conservation", killed_check)
+
+    @contextlib.asynccontextmanager
+    async def reconnect():
+        fresh = await asyncpg.connect(db_url)
+        try:
+            yield fresh
+        finally:
+            await fresh.close()
+
+    single = await asyncpg.connect(db_url) if through == "connection" else None
+    try:
+        with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+                            ConnectionError)):
+            await close_business_date(single or pool, DAY, now_utc=clock.now(), tz=config.region.tz,
+                                      cutoff=config.region.cutoff_time, operator="op1", reconnect=reconnect)
+        assert single is None or single.is_closed()
+    finally:
+        if single is not None:
+            await single.close()
+    assert await date_state(db) == ("open", None, None)
+
+
+async def test_cancelled_close_puts_the_date_back_to_open(engine, pool, db, config, clock, monkeypatch):
+    import gateway.settlement.close as close_module
+
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+
+    async def endless_check(conn, day):
+        await conn.execute("SELECT pg_sleep(600)")
+
+    monkeypatch.setattr(close_module, "check_conservation", endless_check)
+    task = asyncio.create_task(close(pool, config, clock))
+    for _ in range(400):
+        sleeping = await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                     " AND state = 'active' AND query = 'SELECT pg_sleep(600)'")
+        if sleeping:
+            break
+        await asyncio.sleep(0.025)
+    assert sleeping, "the close never reached its check"
+    assert (await date_state(db))[0] == "closing"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await date_state(db) == ("open", None, None)
+
+
+async def test_date_left_closing_by_a_crashed_close_is_taken_over(engine, pool, db, config, clock):
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+    # A close that died between marking the date closing and freezing it (e.g. SIGKILL).
+    crashed_at = jakarta(2026, 11, 24, 7, 0)
+    await db.execute("UPDATE business_dates SET state = 'closing', closing_at = $2 WHERE business_date = $1",
+                     DAY, crashed_at)
+    result = await close(pool, config, clock, operator="op2")
+    assert not result.already_closed and result.closed_by == "op2"
+    assert {(t.bank, t.tax): (t.payments_count, t.reversals_count) for t in result.totals} == {
+        ("110", "PBB"): (2, 0), ("110", "BPHTB"): (1, 0), ("111", "PBB"): (2, 1)}
+    assert await date_state(db) == ("closed", clock.now(), clock.now())
+
+
+async def test_close_on_the_request_pool_runs_with_the_long_statement_timeout(engine, db, db_url, config, clock):
+    from gateway.config import build_config
+    from gateway.store.db import create_pool
+
+    await make_day(engine, db)
+    clock.at = jakarta(2026, 11, 24, 8, 0)
+    # Every write of business_dates takes 0.3 s: longer than the request pool's statement timeout.
+    await db.execute("CREATE FUNCTION slow_business_dates() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END$$")
+    await db.execute("CREATE TRIGGER slow BEFORE UPDATE ON business_dates FOR EACH ROW"
+                     " EXECUTE FUNCTION slow_business_dates()")
+    settings = build_config({"database": {"statement_timeout_ms": 100}}, env={}, source="test").database
+    requests = await create_pool(settings, db_url)         # the runtime role, as `gateway serve` uses it
+    try:
+        assert await requests.fetchval("SHOW statement_timeout") == "100ms"
+        with pytest.raises(asyncpg.QueryCanceledError):     # a request's statement is cut at 100 ms
+            await requests.execute("UPDATE business_dates SET closing_at = NULL WHERE business_date = $1", DAY)
+        result = await close_business_date(requests, DAY, now_utc=clock.now(), tz=config.region.tz,
+                                           cutoff=config.region.cutoff_time, operator="op1",
+                                           statement_timeout_ms=settings.close_statement_timeout_ms)
+        assert not result.already_closed
+        # SET LOCAL: the pool's connections keep the request timeout.
+        async with requests.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "100ms"
+    finally:
+        await requests.close()
+    assert (await date_state(db))[0] == "closed"
+
+
+async def test_housekeeping_publishes_the_dates_left_unclosed(pool, db, config):
+    from gateway import metrics
+    from gateway.service.housekeeping import housekeeping
+
+    for day, state in (("2026-11-20", "closed"), ("2026-11-21", "open"), ("2026-11-22", "closing"),
+                       ("2026-11-23", "open")):
+        await db.execute("INSERT INTO business_dates (business_date, state) VALUES ($1, $2)",
+                         date.fromisoformat(day), state)
+    metrics.UNCLOSED_DATES.set(-1)
+    task = asyncio.create_task(housekeeping(pool, config.database, lambda: date(2026, 11, 23)))
+    try:
+        for _ in range(200):
+            if metrics.UNCLOSED_DATES._value.get() != -1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert metrics.UNCLOSED_DATES._value.get() == 2  # the 21st (open) and the 22nd (closing), not today

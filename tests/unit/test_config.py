@@ -1,6 +1,7 @@
 """Configuration loading: defaults, environment overrides, and errors for anything unknown or bad."""
 from __future__ import annotations
 
+import os
 from datetime import date, time
 from decimal import Decimal
 
@@ -106,3 +107,31 @@ def test_example_file_loads():
     example = Path(__file__).resolve().parents[2] / "gateway.example.toml"
     c = load_config(example, env={})
     assert c.bank("110") is not None and c.region.code == "3275"
+
+
+def test_server_workers_default_to_one_per_core_and_are_bounded(monkeypatch):
+    from gateway.config import ConfigError, build_config
+    from gateway.supervisor import WORKER_ENV, worker_count, worker_slot
+
+    config = build_config({}, {})
+    assert config.server.workers == 0
+    assert worker_count(config) == (os.cpu_count() or 1)
+    assert worker_count(build_config({"server": {"workers": 3}}, {})) == 3
+    assert build_config({}, {"GATEWAY_SERVER_WORKERS": "1"}).server.workers == 1
+    with pytest.raises(ConfigError, match=r"\[server\] workers must be 0..64"):
+        build_config({"server": {"workers": 65}}, {})
+    for raw, slot in (("0/2", (0, 2)), ("1/2", (1, 2)), ("2/2", None), ("", None), ("x/2", None), ("1", None)):
+        monkeypatch.setenv(WORKER_ENV, raw)
+        assert worker_slot() == slot, raw
+
+
+def test_balancers_sending_the_proxy_protocol_are_networks_and_exclude_the_listeners_own_tls():
+    config = build_config({"iso8583": {"proxy_protocol_from": ["10.0.0.5/32", "2001:db8::/64"]}},
+                          env={"GATEWAY_HTTP_PROXY_PROTOCOL_FROM": "10.0.0.5, 10.0.0.6"})
+    assert config.iso8583.proxy_protocol_from == ("10.0.0.5/32", "2001:db8::/64")
+    assert config.http.proxy_protocol_from == ("10.0.0.5", "10.0.0.6")
+    assert build_config({}, env={}).iso8583.proxy_protocol_from == ()
+    with pytest.raises(ConfigError, match=r"\[http\] proxy_protocol_from: not an address or network: 'lb-1'"):
+        build_config({"http": {"proxy_protocol_from": ["lb-1"]}}, env={})
+    with pytest.raises(ConfigError, match="terminate TLS on the balancer"):
+        build_config({"iso8583": {"proxy_protocol_from": ["10.0.0.5"], "tls_cert": "/etc/gw/cert.pem"}}, env={})

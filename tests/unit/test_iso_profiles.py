@@ -17,7 +17,7 @@ from gateway.iso8583.profiles import (
     parse_pbb_profile,
     pbb_profile,
 )
-from gateway.payment.results import Amount, BillView
+from gateway.service.results import Amount, BillView
 
 PBB_BILL = BillView(
     tax="PBB", bill_key="3275010001001000102024", nop="327501000100100010", tax_year=2024,

@@ -10,6 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+import gateway.proofs.keys as keys_module
 from gateway.domain.proof import proof_document
 from gateway.proofs.commands import keys_init, keys_rotate
 from gateway.proofs.keys import KeyStore, KeyStoreError
@@ -214,3 +215,17 @@ def test_command_messages(tmp_path):
     assert "\n" not in created + again + rotated
     with pytest.raises(KeyStoreError):
         keys_rotate(tmp_path / "empty")
+
+
+def test_a_running_store_sees_another_process_rotate_within_the_recheck_time(tmp_path, monkeypatch):
+    running, operator = store_at(tmp_path), store_at(tmp_path)
+    running.init()
+    clock = [1000.0]
+    monkeypatch.setattr(keys_module.time, "monotonic", lambda: clock[0])
+    assert running.current()[0] == "2026-1"
+    assert operator.rotate() == "2026-2"
+    assert running.current()[0] == "2026-1"  # not read again on every payment
+    clock[0] += keys_module.CURRENT_RECHECK_S
+    assert running.current()[0] == "2026-2"
+    assert running.rotate() == "2026-3"
+    assert running.current()[0] == "2026-3"  # its own rotation at once

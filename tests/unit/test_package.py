@@ -7,7 +7,7 @@ import gateway.domain as domain
 
 # Standard library modules without I/O (json and hashlib: the canonical bytes and codes of proofs).
 ALLOWED = {"datetime", "decimal", "zoneinfo", "enum", "dataclasses", "collections", "typing", "__future__",
-           "base64", "hashlib", "json", "unicodedata"}
+           "base64", "hashlib", "json", "unicodedata", "re"}
 PUBLIC = {
     "FormatError", "RC", "message", "Tax", "BillStatus", "Channel", "other_unpaid_years", "pbb_bill_key",
     "parse_nop", "display_nop", "nop_parts", "in_region", "parse_tax_year", "mod97_check", "mod97_valid",

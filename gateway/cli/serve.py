@@ -1,0 +1,32 @@
+"""``gateway serve``: the listeners until SIGTERM/SIGINT (the work is ``gateway.serve.serve``)."""
+from __future__ import annotations
+
+import argparse
+
+from gateway.config import Config
+from gateway.runtime import run_fast
+
+
+def serve_until_stopped(config: Config, config_path: str | None) -> int:
+    """Structured logs, then the listeners on uvloop; also the last step of ``gateway demo run``.
+
+    ``config_path`` is what SIGHUP reloads the bank list from.
+    """
+    from gateway.logs import configure
+    from gateway.serve import serve
+
+    configure()
+    return run_fast(serve(config, config_path))
+
+
+def serve_command(config: Config, args: argparse.Namespace) -> int:
+    """One process, or a supervisor of ``[server] workers`` processes (gateway/supervisor.py)."""
+    from gateway.supervisor import worker_count, worker_slot
+
+    if worker_slot() is None and worker_count(config) > 1:
+        from gateway.logs import configure
+        from gateway.supervisor import supervise
+
+        configure()
+        return supervise(config, args.config)
+    return serve_until_stopped(config, args.config)
