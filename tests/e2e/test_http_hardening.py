@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import uuid
 
 import aiohttp
@@ -31,31 +32,30 @@ REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 async def raw_exchange(gw, data: bytes | list[bytes], *, wait_s: float = 10.0) -> bytes:
-    """Send ``data`` on a new connection (a list: one write each), then read until the gateway closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    try:
+    """Send ``data`` on a new connection (a list: one write each), then read until the gateway closes.
+
+    A plain blocking socket, in a thread: the gateway may answer (431) and close while chunks are still being
+    written, and its reset must not discard the answer already received, as an asyncio transport does when a
+    write fails (the kernel hands out queued bytes before it reports the reset)."""
+    return await asyncio.to_thread(_exchange, gw.http_port, data if isinstance(data, list) else [data], wait_s)
+
+
+def _exchange(port: int, chunks: list[bytes], wait_s: float) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
         try:
-            for chunk in data if isinstance(data, list) else [data]:
-                writer.write(chunk)
-                await writer.drain()
-        except ConnectionError:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError:
             pass  # the gateway answered (431) and closed before the last chunks: read what it sent
-        return await asyncio.wait_for(_read_all(reader), wait_s)
-    finally:
-        writer.close()
-
-
-async def _read_all(reader: asyncio.StreamReader) -> bytes:
-    """Everything until EOF; a reset after the answer (the gateway closing with our bytes unread) ends it."""
-    got = bytearray()
-    while True:
-        try:
-            chunk = await reader.read(65536)
-        except ConnectionError:
-            return bytes(got)
-        if not chunk:
-            return bytes(got)
-        got += chunk
+        got = bytearray()
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionError:
+                return bytes(got)  # a reset after the answer (the gateway closing with our bytes unread)
+            if not chunk:
+                return bytes(got)
+            got += chunk
 
 
 def parse_answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
