@@ -82,7 +82,8 @@ async def open_services(config: Config, clock: Clock | None = None, *, operator:
                            lookups=Lookups(pool, config.database),
                            support=SupportService(pool, staff_wait_s),
                            treasury=TreasuryService(pool, config, staff_wait_s),
-                           tax_objects=TaxObjectService(pool, config, keys, ctx.clock, staff_wait_s),
+                           tax_objects=TaxObjectService(pool, config, keys, ctx.clock, staff_wait_s,
+                                                         relief=lambda: ctx.programs),
                            dashboard=DashboardService(pool, config, ctx.clock, staff_wait_s), dsn=dsn)
         finally:
             await pool.close()

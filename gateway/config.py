@@ -10,13 +10,14 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.domain.penalty import DEFAULT_PBB_POLICY, PenaltyPeriod, PenaltyPolicy
+from gateway.domain.relief import ReliefProgram, check_programs
 
 
 class ConfigError(Exception):
@@ -190,6 +191,7 @@ class Config:
     proof: ProofConfig = field(default_factory=ProofConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     banks: tuple[BankConfig, ...] = ()
+    relief: tuple[ReliefProgram, ...] = ()
     testing: TestingConfig = field(default_factory=TestingConfig)
     source: str = "built-in defaults"
 
@@ -242,7 +244,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 
 def build_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> Config:
-    known = set(_SECTIONS) | {"penalty", "banks"}
+    known = set(_SECTIONS) | {"penalty", "banks", "relief"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{source}: unknown section [{key}]")
@@ -262,6 +264,7 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
         **sections,
         penalty_pbb=_penalty(raw.get("penalty", {}), source),
         banks=tuple(_make(BankConfig, b, f"[[banks]] #{i + 1}", source) for i, b in enumerate(raw.get("banks", []))),
+        relief=_relief(raw.get("relief", []), source),
         source=source,
     )
     _validate(config, source)
@@ -333,6 +336,91 @@ def _penalty(raw: Any, source: str) -> PenaltyPolicy:
         return PenaltyPolicy(tuple(periods))
     except ValueError as exc:
         raise ConfigError(f"{source}: [penalty.pbb]: {exc}") from None
+
+
+_RELIEF_KEYS = {"id", "name", "decree", "from", "to", "taxes", "tax_years", "kecamatan", "principal_discount",
+                "penalty_waiver"}
+_RELIEF_REQUIRED = ("id", "name", "decree", "from", "to", "taxes")
+
+
+def _relief(raw: Any, source: str) -> tuple[ReliefProgram, ...]:
+    """``[[relief]]`` programs (spec/domain.md "Relief programs"); an error names the program and the key."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: relief: write each program as a [[relief]] table")
+    programs = []
+    for i, item in enumerate(raw):
+        where = f"[[relief]] #{i + 1}" + (f" ({item['id']})" if isinstance(item, dict) and
+                                          isinstance(item.get("id"), str) else "")
+
+        def fail(key: str, problem: str) -> ConfigError:
+            return ConfigError(f"{source}: {where}: {key}: {problem}")
+
+        if not isinstance(item, dict):
+            raise ConfigError(f"{source}: {where}: must be a table")
+        if unknown := sorted(set(item) - _RELIEF_KEYS):
+            raise ConfigError(f"{source}: {where}: unknown key '{unknown[0]}'")
+        for key in _RELIEF_REQUIRED:
+            if key not in item:
+                raise fail(key, "required")
+        for key in ("id", "name", "decree"):
+            if not isinstance(item[key], str):
+                raise fail(key, "a string required")
+        starts, ends = (_relief_date(item[key], lambda problem, key=key: fail(key, problem)) for key in ("from", "to"))
+        taxes = item["taxes"]
+        if not isinstance(taxes, list) or not all(isinstance(t, str) and t.lower() in ("pbb", "bphtb") for t in taxes):
+            raise fail("taxes", "a list of 'pbb' and 'bphtb' required")
+        years = item.get("tax_years")
+        min_year = max_year = None
+        current = False
+        if years == "current":
+            current = True
+        elif isinstance(years, dict) and not set(years) - {"min", "max"} and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in years.values()):
+            min_year, max_year = years.get("min"), years.get("max")
+        elif years is not None:
+            raise fail("tax_years", "\"current\" or { min = YEAR, max = YEAR } required")
+        kecamatan = item.get("kecamatan", [])
+        if not isinstance(kecamatan, list) or not all(isinstance(k, str) for k in kecamatan):
+            raise fail("kecamatan", "a list of 3-digit codes (strings) required")
+        percents = {key: _percent(item.get(key, "0"), lambda problem, key=key: fail(key, problem))
+                    for key in ("principal_discount", "penalty_waiver")}
+        try:
+            programs.append(ReliefProgram(
+                id=item["id"], name=item["name"], decree=item["decree"], starts=starts, ends=ends,
+                taxes=frozenset(t.upper() for t in taxes), min_year=min_year, max_year=max_year,
+                current_year=current, kecamatan=frozenset(kecamatan), **percents))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {where}: {exc}") from None
+    try:
+        check_programs(tuple(programs))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [[relief]]: {exc}") from None
+    return tuple(programs)
+
+
+def _relief_date(value: Any, fail: Any) -> date:
+    """A TOML local date (2026-06-30) or the same as a string; a date-time is refused (a window is dates)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise fail(f"a date (YYYY-MM-DD) required, not {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _percent(value: Any, fail: Any) -> Decimal:
+    """A percentage as TOML gives it: a string ("12.5"), an integer or a decimal number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise fail("a percentage from 0 to 100 required")
+    try:
+        percent = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise fail(f"not a number: {value!r}") from None
+    if not percent.is_finite() or not Decimal(0) <= percent <= Decimal(100):
+        raise fail(f"a percentage from 0 to 100 required, not {value!r}")
+    return percent
 
 
 def _date(value: Any) -> date | None:

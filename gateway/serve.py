@@ -1,4 +1,4 @@
-"""``gateway serve``: the listeners, until SIGTERM/SIGINT; SIGHUP reloads the bank list."""
+"""``gateway serve``: the listeners, until SIGTERM/SIGINT; SIGHUP reloads the bank list and the relief programs."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway import systemd
 from gateway.bootstrap import Services, open_services
 from gateway.config import Config, ConfigError, load_config, parse_listen
+from gateway.domain import relief
 from gateway.http.app import HttpServices, build_app
 from gateway.http.protocol import GatewayRunner
 from gateway.iso8583.messages import Router
@@ -53,7 +54,7 @@ async def serve(config: Config, config_path: str | None) -> int:
             shutil.rmtree(hearts, ignore_errors=True)
         heart = asyncio.create_task(systemd.Heartbeat(hearts, str(slot[0] if slot else 0)).run(services.pool))
         watchdog = asyncio.create_task(_notify_systemd(hearts)) if slot is None else None
-        await _until_signalled(lambda: _reload(config_path, iso, services.ctx))
+        await _until_signalled(lambda: _reload(config_path, iso, services.ctx, audits=slot is None or slot[0] == 0))
         systemd.notify("STOPPING=1")
         log.info("shutting down: no new connections, finishing requests in flight")
         # Both listeners stop accepting first; then requests in flight finish (the runner's
@@ -123,12 +124,23 @@ async def _until_signalled(on_reload) -> None:
     await stop.wait()
 
 
-def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext) -> None:
+def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext, audits: bool = True) -> None:
+    """SIGHUP: the bank list and the relief programs, replaced whole, or neither when the file is invalid.
+    Every worker reloads; one (``audits``) writes the relief programs' change to the audit log."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        log.error("reload refused: configuration error; keeping the current bank list", error=str(exc))
+        log.error("reload refused: configuration error; keeping the current banks and relief programs",
+                  error=str(exc))
         return
     ctx.banks = {b.code: b for b in config.banks}
     iso.reload(config)
-    audit_soon(ctx.pool, "system", "config.reload", config_path or None, {"banks": sorted(ctx.banks)})
+    relief_changed = relief.changes(ctx.programs, config.relief)
+    ctx.relief = config.relief
+    audit_soon(ctx.pool, "system", "config.reload", config_path or None,
+               {"banks": sorted(ctx.banks), "relief": [p.id for p in config.relief]})
+    if relief_changed is not None:
+        log.info("relief programs reloaded", added=relief_changed["added"], removed=relief_changed["removed"],
+                 changed=relief_changed["changed"])
+        if audits:
+            audit_soon(ctx.pool, "system", "relief.reload", config_path or None, relief_changed)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway.cli import bank_sim, bills, db, demo, inquiry, proof, serve, settle, staff
+from gateway.cli import bank_sim, bills, db, demo, inquiry, proof, relief, serve, settle, staff
 from gateway.cli.common import CommandError
 from gateway.cli.parser import build_parser
 from gateway.config import Config, ConfigError, load_config
@@ -30,6 +30,8 @@ _HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("demo", "seed"): demo.demo_seed,
     ("demo", "run"): demo.demo_run,
     ("inquiry", None): inquiry.inquiry,
+    ("relief", "list"): relief.relief_list,
+    ("relief", "check"): relief.relief_check,
     ("keys", "init"): proof.keys,
     ("keys", "rotate"): proof.keys,
     ("proof", "verify"): proof.proof_verify,

@@ -67,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
                          " (default: an operator's look-up, no bank checks, no quote)")
     _config_arg(inquiry)
 
+    relief = commands.add_parser("relief", help="relief programs (discounts, penalty waivers)").add_subparsers(
+        dest="action", required=True)
+    relief_list = relief.add_parser("list", help="the configured programs and which are active on a date")
+    relief_list.add_argument("--date", help="business date YYYY-MM-DD (default: today's)")
+    _config_arg(relief_list)
+    relief_check = relief.add_parser("check", help="which program a PBB-P2 bill gets on a date, and the amounts")
+    relief_check.add_argument("nop", metavar="NOP", help="NOP (any form)")
+    relief_check.add_argument("tax_year", metavar="YEAR", help="tax year")
+    relief_check.add_argument("--date", help="business date YYYY-MM-DD (default: today's)")
+    _config_arg(relief_check)
+
     settle = commands.add_parser("settle", help="settlement of a business date").add_subparsers(
         dest="action", required=True)
     close = settle.add_parser("close", help="close a business date (after its cut-off) and freeze its totals")

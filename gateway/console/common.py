@@ -14,6 +14,7 @@ from gateway.console.web import (
 from gateway.domain.business_day import business_date
 from gateway.domain.errors import FormatError
 from gateway.domain.text import is_clean
+from gateway.settlement.invariants import REPORT_KEYS
 from gateway.staff.support import search_date
 
 LOGIN_COOKIE = "gw_console_login"  # the sign-in form's own CSRF token (double submit: no session yet)
@@ -85,11 +86,6 @@ def _totals(request: web.Request, found) -> dict[str, Any]:
     rows = []
     for t in sorted(found.totals, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
         rows.append({"bank": t.bank, "bank_name": names.get(t.bank, ""), "tax": t.tax,
-                     "payments_count": t.payments_count, "principal": t.principal, "penalty": t.penalty,
-                     "payments_amount": t.payments_amount, "reversals_count": t.reversals_count,
-                     "reversals_amount": t.reversals_amount, "net_count": t.payments_count - t.reversals_count,
-                     "net_amount": t.payments_amount - t.reversals_amount})
-    keys = ("payments_count", "principal", "penalty", "payments_amount", "reversals_count", "reversals_amount",
-            "net_count", "net_amount")
-    total = {k: sum(r[k] for r in rows) for k in keys}
+                     **dict(zip(REPORT_KEYS, t.report_values()))})
+    total = {k: sum(r[k] for r in rows) for k in REPORT_KEYS}
     return {"rows": rows, "total": total}

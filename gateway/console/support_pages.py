@@ -124,13 +124,13 @@ def timeline(found: dict[str, Any], tz: ZoneInfo) -> list[dict[str, Any]]:
              ("Keterangan", m["detail"])], _fields(m["fields"]), "message")
     for q in found["quotes"]:
         add(q["created_at"], "Kutipan tagihan (quote)", f"Bank {q['bank_code']}",
-            [("Pokok", rupiah(q["principal"])), ("Denda", rupiah(q["penalty"])),
+            [("Pokok", rupiah(q["principal"])), ("Denda", rupiah(q["penalty"])), *_relief_facts(q),
              ("Jumlah", rupiah(q["total"])), ("Bulan terlambat", q["months_late"]),
              ("Berlaku sampai", local_time(q["expires_at"], tz))], css="quote")
     p = found["payment"]
     add(p["paid_at"], "Pembayaran", f"NTPD {p['ntpd']}",
         [("Bank", p["bank_code"]), ("Kanal", p["channel"]), ("Lewat", p["via"].upper()), ("NTB", p["ntb"]),
-         ("Pokok", rupiah(p["principal"])), ("Denda", rupiah(p["penalty"])),
+         ("Pokok", rupiah(p["principal"])), ("Denda", rupiah(p["penalty"])), *_relief_facts(p),
          ("Jumlah", rupiah(p["total"])), ("Tanggal bisnis", p["business_date"].isoformat()),
          ("STAN", p["stan"]), ("RRN", p["rrn"])], css="payment")
     r = found["reversal"]
@@ -247,5 +247,10 @@ def _resolved(outcome: str, back: str) -> web.Response:
     return redirect(back)
 
 
-
-
+def _relief_facts(row) -> list[tuple[str, str]]:
+    """What a relief program took off a quote or payment (Pokok and Denda above are the amounts to pay), or
+    nothing without one."""
+    if not row["relief_id"]:
+        return []
+    return [("Pengurangan pokok", rupiah(row["discount"])), ("Denda dihapus", rupiah(row["penalty_waived"])),
+            ("Program keringanan", f"{row['relief_name']} ({row['relief_id']}) — {row['relief_decree']}")]

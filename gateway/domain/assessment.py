@@ -16,6 +16,7 @@ from typing import Any
 from .codes import RC
 from .nop import in_region
 from .penalty import PenaltyPolicy, pbb_penalty
+from .relief import Relief, ReliefProgram, best_reduction
 
 # Arrears and "other unpaid years" look at the current tax year and the five before it.
 WINDOW_YEARS = 5
@@ -23,10 +24,25 @@ WINDOW_YEARS = 5
 
 @dataclass(frozen=True)
 class Amount:
+    """What is due or was paid. ``principal`` and ``penalty`` are the amounts to pay, after any relief
+    program's reduction (spec/domain.md "Relief programs"), so principal + penalty = total always holds; the
+    reductions stand beside them, never as negative money."""
+
     principal: int
     penalty: int
     total: int
     months_late: int = 0
+    discount: int = 0
+    penalty_waived: int = 0
+    relief: Relief | None = None
+
+    @property
+    def principal_gross(self) -> int:
+        return self.principal + self.discount
+
+    @property
+    def penalty_gross(self) -> int:
+        return self.penalty + self.penalty_waived
 
 
 @dataclass(frozen=True)
@@ -37,23 +53,35 @@ class Assessment:
     amount: Amount | None
 
 
-def assess(bill: Mapping[str, Any], business_date: date, paid_on: date, policy: PenaltyPolicy) -> Assessment:
-    """The ladder: paid → 88, not payable → 33, else 00 with the amount due on ``paid_on`` (region-local)."""
+def assess(bill: Mapping[str, Any], business_date: date, paid_on: date, policy: PenaltyPolicy,
+           relief: tuple[ReliefProgram, ...] = ()) -> Assessment:
+    """The ladder: paid → 88, not payable → 33, else 00 with the amount due on ``paid_on`` (region-local),
+    reduced by the best relief program of ``business_date``."""
     if bill["status"] == "paid":
         return Assessment(RC.ALREADY_PAID, nothing_due(bill))
     if not_payable(bill, business_date):
         return Assessment(RC.NOT_PAYABLE, None)
-    return Assessment(RC.APPROVED, amount_due(bill, paid_on, policy))
+    return Assessment(RC.APPROVED, amount_due(bill, paid_on, policy, business_date, relief))
 
 
-def amount_due(bill: Mapping[str, Any], paid_on: date, policy: PenaltyPolicy) -> Amount:
+def amount_due(bill: Mapping[str, Any], paid_on: date, policy: PenaltyPolicy, business_date: date | None = None,
+               relief: tuple[ReliefProgram, ...] = ()) -> Amount:
     """PBB: the principal plus the penalty for the months started since the due date (paid_on is the
-    region-local calendar date). BPHTB: the penalty as imported."""
+    region-local calendar date). BPHTB: the penalty as imported. Then the relief program that reduces it most
+    on ``business_date`` (a window follows business dates, the penalty calendar dates)."""
     principal = bill["principal"]
     if bill["tax"] == "PBB":
         penalty = pbb_penalty(principal, bill["due_date"], paid_on, policy)
-        return Amount(principal, penalty.amount, principal + penalty.amount, penalty.months_late)
-    return Amount(principal, bill["penalty"], principal + bill["penalty"], 0)
+        gross, months = penalty.amount, penalty.months_late
+    else:
+        gross, months = bill["penalty"], 0
+    if not relief:
+        return Amount(principal, gross, principal + gross, months)
+    cut = best_reduction(relief, tax=bill["tax"], tax_year=bill["tax_year"], nop=bill["nop"] or "",
+                         business_date=business_date or paid_on, principal=principal, penalty=gross)
+    due_principal, due_penalty = principal - cut.discount, gross - cut.penalty_waived
+    return Amount(due_principal, due_penalty, due_principal + due_penalty, months, cut.discount,
+                  cut.penalty_waived, cut.relief)
 
 
 def nothing_due(bill: Mapping[str, Any]) -> Amount:

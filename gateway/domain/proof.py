@@ -66,8 +66,13 @@ def proof_document(
     region: str,
     kid: str,
     nop: str | None = None,
+    discount: int = 0,
+    penalty_waived: int = 0,
+    relief: str | None = None,
 ) -> dict[str, Any]:
-    """The proof document of an approved payment, exactly as domain.md lays it out.
+    """The proof document of an approved payment, exactly as domain.md lays it out; with a relief program,
+    ``discount``, ``penalty_waived`` and ``relief`` (the program's id) are added, ``principal`` and ``penalty``
+    staying the amounts paid.
 
     `bill` is the 18-digit NOP for PBB and the 14-digit SSPD registration number for BPHTB, whose
     `nop` is then required. For PBB the document has no `nop` key; passing `nop` equal to `bill`
@@ -107,6 +112,12 @@ def proof_document(
         raise ValueError(f"ntb is longer than {NTB_MAX_LENGTH} characters")
     _require_digits("region", region, 4)
     _require_text("kid", kid)
+    _require_int("discount", discount, 0)
+    _require_int("penalty_waived", penalty_waived, 0)
+    if relief is None and (discount or penalty_waived):
+        raise ValueError("a reduction needs the relief program that gave it")
+    if relief is not None:
+        _require_text("relief", relief)
 
     doc: dict[str, Any] = {
         "v": PROOF_VERSION,
@@ -130,6 +141,8 @@ def proof_document(
         region=region,
         kid=kid,
     )
+    if relief is not None:
+        doc.update(discount=discount, penalty_waived=penalty_waived, relief=relief)
     return doc
 
 

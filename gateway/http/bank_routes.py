@@ -19,7 +19,7 @@ from gateway.domain.text import NTB_MAX, REASON_MAX, TERMINAL_ID_MAX
 from gateway.http.edge import json_object, text_field
 from gateway.http.message_rows import approval_row
 from gateway.http.problems import Problem
-from gateway.http.render import arrears_json, inquiry_json, local_time, payment_json, reversal_json
+from gateway.http.render import amount_json, arrears_json, inquiry_json, local_time, payment_json, reversal_json
 from gateway.service.requests import (
     BphtbInquiry,
     BphtbPayment,
@@ -30,6 +30,7 @@ from gateway.service.requests import (
     Reversal,
 )
 from gateway.service.unit import answer_written
+from gateway.service.views import paid_amount, relief_of
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
@@ -158,7 +159,7 @@ class BankRoutes:
             "bill_id": row["bill_key"], "tax_year": row["tax_year"], "business_date": row["business_date"].isoformat(),
             "paid_at": local_time(row["paid_at"], self.s.tz),
             "reversed_at": local_time(row["reversed_at"], self.s.tz) if row["reversed_at"] else None,
-            "amount": {"principal": row["principal"], "penalty": row["penalty"], "total": row["total"]},
+            "amount": amount_json(paid_amount(row), row["tax"], months=False),
             "channel": row["channel"], "ntb": row["ntb"],
             "proof": json.loads(row["document"]) if row["document"] else None,
             "signature": row["signature"], "kid": row["kid"],
@@ -177,7 +178,7 @@ class BankRoutes:
         verify_url = f"{self.s.config.http.public_url.rstrip('/')}/v1/proofs/{row['ntpd']}?code={code}"
         pdf = receipt_pdf(proof=proof, validation_code=code, verify_url=verify_url,
                           region_name=self.s.config.region.name, bank_name=request["bank"].name,
-                          status="reversed" if row["reversed_at"] else "paid")
+                          status="reversed" if row["reversed_at"] else "paid", relief=relief_of(row))
         return web.Response(body=pdf, content_type="application/pdf",
                             headers={"Content-Disposition": f'inline; filename="{row["ntpd"]}.pdf"'})
 

@@ -30,9 +30,15 @@ def bill_json(bill: BillView) -> dict[str, Any]:
 
 
 def amount_json(amount: Amount, tax: str, *, months: bool = True) -> dict[str, Any]:
-    out = {"principal": amount.principal, "penalty": amount.penalty, "total": amount.total}
+    """``principal`` and ``penalty`` to pay (or paid) and their total, then the gross amounts and what a relief
+    program took off them (spec/domain.md "Relief programs"; with none: the gross amounts, zeros, null)."""
+    out: dict[str, Any] = {"principal": amount.principal, "penalty": amount.penalty, "total": amount.total}
     if tax == "PBB" and months:
         out["months_late"] = amount.months_late
+    relief = amount.relief
+    out.update(principal_gross=amount.principal_gross, discount=amount.discount, penalty_gross=amount.penalty_gross,
+               penalty_waived=amount.penalty_waived,
+               relief={"id": relief.id, "name": relief.name, "decree": relief.decree} if relief else None)
     return out
 
 

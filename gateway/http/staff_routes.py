@@ -16,13 +16,13 @@ from gateway.http.problems import Problem
 from gateway.http.staff_auth import actor, staff_user
 from gateway.settlement.close import SettlementError
 from gateway.settlement.errors import ReconFileError
+from gateway.settlement.invariants import REPORT_KEYS
 from gateway.staff.support import Actor
 
 READ = {"support", "treasury", "admin"}
 TREASURY = {"treasury", "admin"}
 
-_REPORT_KEYS = ("payments_count", "principal", "penalty", "payments_amount", "reversals_count",
-                "reversals_amount", "net_count", "net_amount")
+_REPORT_KEYS = REPORT_KEYS
 
 
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -64,10 +64,7 @@ class StaffSettlementRoutes:
         found = await self.treasury.status(who, day)
         rows, total = [], dict.fromkeys(_REPORT_KEYS, 0)
         for t in sorted(found.totals, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
-            values = dict(zip(_REPORT_KEYS, (t.payments_count, t.principal, t.penalty, t.payments_amount,
-                                             t.reversals_count, t.reversals_amount,
-                                             t.payments_count - t.reversals_count,
-                                             t.payments_amount - t.reversals_amount)))
+            values = dict(zip(_REPORT_KEYS, t.report_values()))
             total = {k: total[k] + values[k] for k in _REPORT_KEYS}
             rows.append({"business_date": day.isoformat(), "bank_code": t.bank, "bank_name": names.get(t.bank, ""),
                          "tax": t.tax, **values})

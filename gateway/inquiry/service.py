@@ -94,7 +94,7 @@ class InquiryService:
         if row is None:
             return InquiryResult(rc=RC.BILL_NOT_FOUND, business_date=business_date), None
         view = bill_view(row, self.ctx.region_name)
-        verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy)
+        verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy, self.ctx.programs)
         if verdict.rc == RC.ALREADY_PAID:
             ntpd = row["active_ntpd"] if bank is not None and row["active_bank"] == bank else None
             return InquiryResult(rc=RC.ALREADY_PAID, business_date=business_date, bill=view,
@@ -111,7 +111,8 @@ class InquiryService:
             created = db_now + timedelta(seconds=self.ctx.clock_skew_s(now))
             quote = money.NewQuote(bill_id=row["id"], principal=due.principal, penalty=due.penalty,
                                    months_late=due.months_late, created_at=created,
-                                   expires_at=created + self.ctx.quote_ttl)
+                                   expires_at=created + self.ctx.quote_ttl, discount=due.discount,
+                                   penalty_waived=due.penalty_waived, relief=due.relief)
         return InquiryResult(rc=RC.APPROVED, business_date=business_date, bill=view, amount=due,
                              other_unpaid_years=others,
                              quote=QuoteView(total=due.total, expires_at=quote.expires_at) if quote else None), quote
@@ -134,7 +135,7 @@ class InquiryService:
             rows = await bill_store.pbb_bills_of_nop(conn, nop, *tax_year_window(business_date))
             if not rows and not await bill_store.nop_has_bills(conn, nop):
                 return ArrearsResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
-            lines = tuple(arrears_line(row, paid_on, self.ctx) for row in rows)
+            lines = tuple(arrears_line(row, paid_on, business_date, self.ctx) for row in rows)
             total = sum(line.amount.total for line in lines if line.bill.status == "unpaid")
             return ArrearsResult(rc=RC.APPROVED, business_date=business_date, nop=nop, bills=lines,
                                  total_due=total)
@@ -143,9 +144,9 @@ class InquiryService:
                               result_type=ArrearsResult, work=work)
 
 
-def arrears_line(row: asyncpg.Record, paid_on: date, ctx: ServiceContext) -> ArrearsLine:
+def arrears_line(row: asyncpg.Record, paid_on: date, business_date: date, ctx: ServiceContext) -> ArrearsLine:
     view = bill_view(row, ctx.region_name)
     if row["status"] == "unpaid":
-        return ArrearsLine(view, amount_due(row, paid_on, ctx.policy))
+        return ArrearsLine(view, amount_due(row, paid_on, ctx.policy, business_date, ctx.programs))
     return ArrearsLine(view, nothing_due(row))
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -22,6 +24,7 @@ from gateway.domain.money import parse_amount
 from gateway.domain.nop import parse_nop, parse_tax_year
 from gateway.domain.ntpd import make_ntpd
 from gateway.domain.proof import proof_document
+from gateway.domain.relief import Relief
 from gateway.domain.sspd import parse_registration
 from gateway.domain.text import NTB_MAX, TERMINAL_ID_MAX, check_text
 from gateway.proofs.signing import SignedProof, sign
@@ -89,7 +92,7 @@ class PaymentService:
             if tax == Tax.BPHTB and not bphtb_matches(row, nop, year, self.ctx.region_code):
                 return PaymentResult(rc=RC.BILL_NOT_FOUND, business_date=business_date)
             view = bill_view(row, self.ctx.region_name)
-            verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy)
+            verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy, self.ctx.programs)
             if verdict.rc == RC.ALREADY_PAID:
                 active = await bill_store.active_payment(conn, row["id"])
                 same_bank = active is not None and active["bank_code"] == req.bank
@@ -123,15 +126,14 @@ class PaymentService:
                 return None
             if tax == Tax.BPHTB and not bphtb_matches(row, nop, year, self.ctx.region_code):
                 return None
-            verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy)
+            verdict = assess(row, business_date, self.ctx.local_date(now), self.ctx.policy, self.ctx.programs)
             if verdict.rc != RC.APPROVED or verdict.amount is None:
                 return None
             charge, quote_id = verdict.amount, None
             if amount != charge.total:
-                quote = row["quote"]
-                if amount < row["principal"] or quote is None:
+                if row["quote"] is None:
                     return None
-                quote_id, charge = quote[0], Amount(quote[1], quote[2], quote[3], quote[4])
+                quote_id, charge = row["quote"][0], quoted(row["quote"])
             ntpd = make_ntpd(business_date, tax, row["serial"])
             payment, result = self._approval(req, tax, row, ntpd, charge, quote_id, business_date, now, ntb,
                                              channel, origin_year)
@@ -178,7 +180,8 @@ class PaymentService:
             transmitted=origin.transmitted if origin else None,
             transmitted_year=origin_year, principal=charge.principal,
             penalty=charge.penalty, months_late=charge.months_late, quote_id=quote_id,
-            business_date=business_date, paid_at=now, proof=signed,
+            business_date=business_date, paid_at=now, proof=signed, discount=charge.discount,
+            penalty_waived=charge.penalty_waived, relief=charge.relief,
         )
         others = other_unpaid_years(business_date.year, row["tax_year"], row["unpaid_years"] or ())
         result = PaymentResult(
@@ -203,7 +206,8 @@ class PaymentService:
             taxpayer=row["taxpayer_name"], principal=charge.principal, penalty=charge.penalty, total=charge.total,
             business_date=business_date, paid_at=now.astimezone(self.ctx.config.region.tz), bank=bank,
             channel=channel.value, ntb=ntb, region=self.ctx.region_code, kid=kid,
-            nop=row["nop"] if bphtb else None)
+            nop=row["nop"] if bphtb else None, discount=charge.discount, penalty_waived=charge.penalty_waived,
+            relief=charge.relief.id if charge.relief is not None else None)
         return sign(document, private_key, kid)
 
     async def _unknown_bill(self, conn: asyncpg.Connection, bank: str, business_date, stan: str | None,
@@ -220,15 +224,21 @@ class PaymentService:
     async def _charge(self, conn: asyncpg.Connection, row: asyncpg.Record, bank: str, amount: int, due: Amount,
                       now: datetime) -> tuple[Amount | None, int | None]:
         """What the payment is booked as: the total due now, or a live quote of this bank (never less
-        than the principal). Anything else is no charge at all (RC 13)."""
+        than its principal to pay). Anything else is no charge at all (RC 13)."""
         if amount == due.total:
             return due, None
-        if amount < row["principal"]:
-            return None, None
         quote = await money.live_quote(conn, row["id"], bank, amount, row["principal"], self.ctx.clock_skew_s(now))
         if quote is None:
             return None, None
-        return Amount(quote["principal"], quote["penalty"], quote["total"], quote["months_late"]), quote["id"]
+        return quoted(quote), quote["id"]
+
+
+def quoted(quote: Sequence[Any]) -> Amount:
+    """What a quote (its fields in money.QUOTE_COLUMNS' order) books a payment as: its amounts, reductions
+    and program, whatever the configuration says now (spec/domain.md "Relief programs")."""
+    _, principal, penalty, total, months_late, discount, waived, relief_id, name, decree = tuple(quote)
+    return Amount(principal, penalty, total, months_late, discount, waived,
+                  Relief(relief_id, name, decree) if relief_id is not None else None)
 
 
 # What the fast path's run_direct gives back: the answer, or why there is none.

@@ -60,6 +60,7 @@ def receipt_pdf(
     agency_name: str = AGENCY_NAME,
     status: str = "paid",
     copy: bool = False,
+    relief: tuple[str, str] | None = None,
 ) -> bytes:
     """The receipt of the payment `proof` (the signed document) as PDF bytes.
 
@@ -67,7 +68,9 @@ def receipt_pdf(
     (`{public_url}/v1/proofs/{ntpd}?code=...`); `region_name` is the configured `[region] name`
     (`KOTA BEKASI`); `status` `reversed` prints the receipt marked as cancelled and not valid; `copy`
     prints it as a reprint (SALINAN, spec/operations.md "Support console"): a boxed SALINAN under the title,
-    a SALINAN stamp across the page (clear of the QR code) and a footer that says so.
+    a SALINAN stamp across the page (clear of the QR code) and a footer that says so. A proof with a relief
+    program's reduction prints the gross amounts, the reductions and the program's ``relief`` = (name,
+    decree), which the payment keeps beside its proof (the proof itself names the program by its id).
     """
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -98,7 +101,7 @@ def receipt_pdf(
     if copy:
         y = _draw_copy_label(c, y)
 
-    for row in _rows(fields, bank_name):
+    for row in _rows(fields, bank_name, relief):
         if row is None:
             y -= 3
             c.setLineWidth(0.3)
@@ -171,6 +174,9 @@ def _receipt_fields(proof: Mapping[str, Any]) -> dict[str, Any]:
         "ntb": get("ntb", str),
     }
     fields["nop"] = get("nop", str) if tax == "BPHTB" else fields["bill"]
+    fields["relief"] = proof.get("relief") if isinstance(proof.get("relief"), str) else None
+    for name in ("discount", "penalty_waived"):
+        fields[name] = get(name, int) if fields["relief"] is not None else 0
     try:
         fields["business_date"] = datetime.date.fromisoformat(get("business_date", str))
         fields["paid_at"] = datetime.datetime.fromisoformat(get("paid_at", str))
@@ -181,7 +187,25 @@ def _receipt_fields(proof: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _rows(f: Mapping[str, Any], bank_name: str) -> list[tuple[str, str, bool] | None]:
+def _amount_rows(f: Mapping[str, Any], relief: tuple[str, str] | None) -> list[tuple[str, str, bool]]:
+    """Principal and penalty as paid; under a relief program, gross first, each reduction, then the program."""
+    if f["relief"] is None:
+        return [("Pokok Pajak", rupiah(f["principal"]), False), ("Denda", rupiah(f["penalty"]), False)]
+    name, decree = relief if relief is not None else (f["relief"], "")
+    rows = [("Pokok Pajak", rupiah(f["principal"] + f["discount"]), False)]
+    if f["discount"]:
+        rows.append(("Pengurangan Pokok", "- " + rupiah(f["discount"]), False))
+    rows.append(("Denda", rupiah(f["penalty"] + f["penalty_waived"]), False))
+    if f["penalty_waived"]:
+        rows.append(("Penghapusan Denda", "- " + rupiah(f["penalty_waived"]), False))
+    rows.append(("Program", f"{name} ({f['relief']})" if name != f["relief"] else name, False))
+    if decree:
+        rows.append(("Dasar", decree, False))
+    return rows
+
+
+def _rows(f: Mapping[str, Any], bank_name: str,
+          relief: tuple[str, str] | None = None) -> list[tuple[str, str, bool] | None]:
     try:
         nop = display_nop(f["nop"])
     except ValueError:
@@ -194,8 +218,7 @@ def _rows(f: Mapping[str, Any], bank_name: str) -> list[tuple[str, str, bool] | 
         *bill_rows,
         ("Nama Wajib Pajak", f["taxpayer"], False),
         None,
-        ("Pokok Pajak", rupiah(f["principal"]), False),
-        ("Denda", rupiah(f["penalty"]), False),
+        *_amount_rows(f, relief),
         ("Jumlah Dibayar", rupiah(f["total"]), True),
         None,
         ("Tanggal Buku", tanggal(f["business_date"]), False),

@@ -12,6 +12,7 @@ from gateway.domain.business_day import business_date, local_now
 from gateway.domain.codes import RC
 from gateway.domain.nop import in_region
 from gateway.domain.penalty import PenaltyPolicy
+from gateway.domain.relief import ReliefProgram
 from gateway.proofs.keys import KeyStore
 from gateway.service.bill_queue import BillQueue
 from gateway.store.db import work_deadline_s
@@ -26,16 +27,24 @@ class ServiceContext:
     # Signs payment proofs; without one (tests of the money rules alone), payments carry no proof.
     keys: KeyStore | None = None
     bills: BillQueue | None = None
+    # The relief programs in force: the configuration's, replaced whole on SIGHUP like the bank list.
+    relief: tuple[ReliefProgram, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.banks:
             self.banks = {b.code: b for b in self.config.banks}
+        if self.relief is None:
+            self.relief = self.config.relief
         if self.bills is None:
             self.bills = BillQueue(self.config.database.max_waiters_per_bill)
 
     @property
     def policy(self) -> PenaltyPolicy:
         return self.config.penalty_pbb
+
+    @property
+    def programs(self) -> tuple[ReliefProgram, ...]:
+        return self.relief or ()
 
     @property
     def region_code(self) -> str:

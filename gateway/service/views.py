@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.domain.assessment import mask_nik
+from gateway.domain.assessment import Amount, mask_nik
+from gateway.domain.relief import Relief
 from gateway.service.results import BillView
 
 
@@ -32,3 +33,14 @@ def bill_view(row: Mapping[str, Any], region_name: str, status: str | None = Non
         ppat_name=row["ppat_name"] if bphtb else None,
         valid_until=row["valid_until"] if bphtb else None,
     )
+
+
+def paid_amount(row: Mapping[str, Any]) -> Amount:
+    """A payment row's amounts as paid, with the reductions and the program it was booked under."""
+    relief = Relief(row["relief_id"], row["relief_name"], row["relief_decree"]) if row["relief_id"] else None
+    return Amount(row["principal"], row["penalty"], row["total"], 0, row["discount"], row["penalty_waived"], relief)
+
+
+def relief_of(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, decree) of the program a payment row was reduced by, for its receipt; None without one."""
+    return (row["relief_name"], row["relief_decree"]) if row["relief_id"] else None

@@ -60,8 +60,8 @@ class CloseResult:
 def normalized(items) -> tuple[Totals, ...]:
     """Totals with plain ints (PostgreSQL's sum(bigint) is numeric, read as Decimal)."""
     return tuple(Totals(t.bank, t.tax, *(int(getattr(t, f)) for f in (
-        "payments_count", "payments_amount", "principal", "penalty", "reversals_count", "reversals_amount")))
-        for t in items)
+        "payments_count", "payments_amount", "principal", "penalty", "reversals_count", "reversals_amount",
+        "discount", "penalty_waived"))) for t in items)
 
 
 def totals_to_json(items) -> str:

@@ -23,10 +23,25 @@ class Totals:
     penalty: int
     reversals_count: int
     reversals_amount: int
+    # What relief programs took off the date's payments, gross as principal and penalty (spec/operations.md
+    # "Settlement report"); 0 in totals frozen before programs existed.
+    discount: int = 0
+    penalty_waived: int = 0
 
     @property
     def net_amount(self) -> int:
         return self.payments_amount - self.reversals_amount
+
+    def report_values(self) -> tuple[int, ...]:
+        """The settlement report's money columns of this bank and tax, in REPORT_KEYS' order."""
+        return (self.payments_count, self.principal, self.penalty, self.payments_amount, self.reversals_count,
+                self.reversals_amount, self.payments_count - self.reversals_count, self.net_amount, self.discount,
+                self.penalty_waived)
+
+
+# The settlement report's money columns (spec/operations.md "Settlement report"), after bank and tax.
+REPORT_KEYS = ("payments_count", "principal", "penalty", "payments_amount", "reversals_count", "reversals_amount",
+               "net_count", "net_amount", "discount", "penalty_waived")
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class Mismatch:
 async def totals(conn: asyncpg.Connection, business_date: date) -> list[Totals]:
     rows = await store.payment_totals(conn, business_date)
     return [Totals(r["bank"], r["tax"], r["payments_count"], r["payments_amount"], r["principal"], r["penalty"],
-                   r["reversals_count"], r["reversals_amount"]) for r in rows]
+                   r["reversals_count"], r["reversals_amount"], r["discount"], r["penalty_waived"]) for r in rows]
 
 
 async def check_conservation(conn: asyncpg.Connection, business_date: date) -> list[Mismatch]:

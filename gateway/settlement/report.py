@@ -9,10 +9,9 @@ import asyncpg
 
 from gateway.settlement.close import frozen_totals, normalized
 from gateway.settlement.csvout import to_csv
-from gateway.settlement.invariants import Totals, totals
+from gateway.settlement.invariants import REPORT_KEYS, Totals, totals
 
-COLUMNS = ("business_date", "bank_code", "bank_name", "tax", "payments_count", "principal", "penalty",
-           "payments_amount", "reversals_count", "reversals_amount", "net_count", "net_amount")
+COLUMNS = ("business_date", "bank_code", "bank_name", "tax", *REPORT_KEYS)
 
 _TAX_ORDER = {"PBB": 0, "BPHTB": 1}
 
@@ -20,10 +19,9 @@ _TAX_ORDER = {"PBB": 0, "BPHTB": 1}
 def render_csv(day: datetime.date, items: Iterable[Totals], bank_names: Mapping[str, str]) -> str:
     items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
     rows: list[tuple[object, ...]] = []
-    sums = [0] * 8
+    sums = [0] * len(REPORT_KEYS)
     for t in items:
-        values = (t.payments_count, t.principal, t.penalty, t.payments_amount, t.reversals_count,
-                  t.reversals_amount, t.payments_count - t.reversals_count, t.payments_amount - t.reversals_amount)
+        values = t.report_values()
         sums = [a + b for a, b in zip(sums, values)]
         rows.append((day.isoformat(), t.bank, bank_names.get(t.bank, ""), t.tax, *values))
     rows.append((day.isoformat(), "TOTAL", "", "ALL", *sums))

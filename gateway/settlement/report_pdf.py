@@ -13,20 +13,19 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from gateway.proofs.receipt import rupiah
-from gateway.settlement.invariants import Totals
+from gateway.settlement.invariants import REPORT_KEYS, Totals
 
 _TAX_ORDER = {"PBB": 0, "BPHTB": 1}
 HEADER = ("Bank", "Pajak", "Jumlah bayar", "Pokok", "Denda", "Nilai bayar", "Jumlah batal", "Nilai batal",
-          "Jumlah bersih", "Nilai bersih")
+          "Jumlah bersih", "Nilai bersih", "Pengurangan", "Denda dihapus")
 
 
 def table_rows(items: Iterable[Totals], bank_names: Mapping[str, str]) -> list[tuple[str, ...]]:
     """The rows of the report table, TOTAL last; money as Rp text, counts as numbers."""
     items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
-    rows, sums = [], [0] * 8
+    rows, sums = [], [0] * len(REPORT_KEYS)
     for t in items:
-        values = (t.payments_count, t.principal, t.penalty, t.payments_amount, t.reversals_count,
-                  t.reversals_amount, t.payments_count - t.reversals_count, t.payments_amount - t.reversals_amount)
+        values = t.report_values()
         sums = [a + b for a, b in zip(sums, values)]
         rows.append((f"{t.bank} {bank_names.get(t.bank, '')}".strip(), t.tax, *_cells(values)))
     rows.append(("TOTAL", "ALL", *_cells(sums)))
@@ -34,9 +33,8 @@ def table_rows(items: Iterable[Totals], bank_names: Mapping[str, str]) -> list[t
 
 
 def _cells(values) -> tuple[str, ...]:
-    count, principal, penalty, amount, rev_count, rev_amount, net_count, net_amount = values
-    return (str(count), rupiah(principal), rupiah(penalty), rupiah(amount), str(rev_count), rupiah(rev_amount),
-            str(net_count), rupiah(net_amount))
+    counts = {"payments_count", "reversals_count", "net_count"}
+    return tuple(str(v) if k in counts else rupiah(v) for k, v in zip(REPORT_KEYS, values))
 
 
 def settlement_pdf(*, day: datetime.date, items: Iterable[Totals], bank_names: Mapping[str, str],

@@ -9,6 +9,7 @@ its audit row are one transaction; an action that finds nothing, or is refused, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,8 +23,10 @@ from gateway.domain.business_day import business_date, local_now
 from gateway.domain.codes import RC
 from gateway.domain.nop import display_nop, in_region, parse_nop, parse_tax_year
 from gateway.domain.proof import MAX_SKL_COUNTER, format_code, skl_document
+from gateway.domain.relief import ReliefProgram
 from gateway.proofs.keys import KeyStore
 from gateway.proofs.signing import sign
+from gateway.service.views import relief_of
 from gateway.staff.accounts import audit
 from gateway.staff.support import Actor
 from gateway.store import proofs as proof_store
@@ -122,9 +125,12 @@ class SklResult:
 
 class TaxObjectService:
     def __init__(self, pool: asyncpg.Pool, config: Config, keys: KeyStore | None, clock: Clock | None = None,
-                 acquire_timeout_s: float = 3.0):
+                 acquire_timeout_s: float = 3.0,
+                 relief: Callable[[], tuple[ReliefProgram, ...]] | None = None):
         self.pool = pool
         self.config = config
+        # The relief programs in force now (they change on SIGHUP): what is due shows them as an inquiry does.
+        self.relief = relief or (lambda: config.relief)
         self.keys = keys
         self.clock = clock or Clock(config.clock_offset_seconds)
         self.acquire_timeout_s = acquire_timeout_s
@@ -181,7 +187,7 @@ class TaxObjectService:
         paid_on = local_now(now, tz).date()
         years = []
         for row in rows:
-            verdict = assess(row, today, paid_on, self.config.penalty_pbb)
+            verdict = assess(row, today, paid_on, self.config.penalty_pbb, self.relief())
             years.append(YearLine(
                 tax_year=row["tax_year"], status=row["status"], principal=row["principal"], due_date=row["due_date"],
                 due=verdict.amount if verdict.amount is not None else nothing_due(row),
@@ -274,7 +280,7 @@ class TaxObjectService:
         return receipt_pdf(proof=json.loads(row["document"]), validation_code=code,
                            verify_url=self._verify_url(ntpd, code), region_name=self.config.region.name,
                            bank_name=self._bank_name(row["bank_code"]),
-                           status="reversed" if row["reversed_at"] else "paid", copy=True)
+                           status="reversed" if row["reversed_at"] else "paid", copy=True, relief=relief_of(row))
 
     def _verify_url(self, number: str, code: str) -> str:
         return f"{self.config.http.public_url.rstrip('/')}/v1/proofs/{number}?code={code}"

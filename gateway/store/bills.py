@@ -40,8 +40,9 @@ _KEYED_PAYMENT = _KEYED.format(bill=_FOR_INQUIRY.replace(
     "SELECT b.*, nextval('ntpd_serial') AS serial,"
     " EXISTS (SELECT 1 FROM tombstones t WHERE t.bank_code = $7 AND t.stan = $9 AND t.transmitted = $10"
     "  AND t.transmitted_year = $11) AS tombstoned,"
-    " (SELECT row(q.id, q.principal, q.penalty, q.total, q.months_late) FROM quotes q"
-    "  WHERE q.bill_id = b.id AND q.bank_code = $7 AND q.total = $12 AND q.principal = b.principal"
+    " (SELECT row(q.id, q.principal, q.penalty, q.total, q.months_late, q.discount, q.penalty_waived,"
+    "  q.relief_id, q.relief_name, q.relief_decree) FROM quotes q"
+    "  WHERE q.bill_id = b.id AND q.bank_code = $7 AND q.total = $12 AND q.principal + q.discount = b.principal"
     "  AND q.expires_at > statement_timestamp() + make_interval(secs => $13::float8)"
     "  ORDER BY q.created_at DESC LIMIT 1) AS quote,"))
 
@@ -58,7 +59,7 @@ async def read_for_payment(conn: asyncpg.Connection, tax: str, bill_key: str, ye
                            business_date: date, key: tuple[str, str, str] | None, bank: str,
                            origin: tuple[str, str, int] | None, amount: int, offset_s: float) -> asyncpg.Record:
     """:func:`read_keyed` plus ``serial``, ``tombstoned`` (for ``origin`` = (STAN, field 7, its year)) and
-    ``quote`` = (id, principal, penalty, total, months_late) of this bank's newest live quote for ``amount``."""
+    ``quote`` = this bank's newest live quote for ``amount``, its fields in money.QUOTE_COLUMNS' order."""
     channel, _, name = key if key is not None else (None, None, None)
     stan, transmitted, year = origin if origin is not None else (None, None, None)
     return await conn.fetchrow(_KEYED_PAYMENT, tax, bill_key, *years, business_date, channel, bank, name,

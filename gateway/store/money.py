@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from gateway.domain.log_row import COLUMNS, LogRow
+from gateway.domain.relief import Relief
 
 if TYPE_CHECKING:
     from gateway.proofs.signing import SignedProof
@@ -24,25 +25,15 @@ if TYPE_CHECKING:
 _DB_NOW = "(statement_timestamp() + make_interval(secs => $6::float8))"
 
 
-async def record_quote(conn: asyncpg.Connection, bill_id: int, bank: str, principal: int, penalty: int,
-                       months_late: int, offset_s: float, ttl_s: float) -> datetime:
-    """Record the quote; returns when it expires."""
-    return await conn.fetchval(
-        "INSERT INTO quotes (bill_id, bank_code, principal, penalty, total, months_late, created_at, expires_at)"
-        f" VALUES ($1, $2, $3::bigint, $4::bigint, $3::bigint + $4::bigint, $5, {_DB_NOW},"
-        f" {_DB_NOW} + make_interval(secs => $7::float8)) RETURNING expires_at",
-        bill_id, bank, principal, penalty, months_late, offset_s, ttl_s,
-    )
-
-
 # An approved inquiry's quote and its message key in one statement that does not wait for the WAL to reach
 # the disk (spec/domain.md "Quotes": a quote and an inquiry's key are not money). set_config(…, true) lasts
 # until the statement's own transaction commits, and that commit is the one it makes asynchronous; the
 # next synchronous commit of any session flushes it with its own.
 _QUOTE_AND_KEY = """
 WITH s AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v),
-q AS (INSERT INTO quotes (bill_id, bank_code, principal, penalty, total, months_late, created_at, expires_at)
-      SELECT $1, $2, $3::bigint, $4::bigint, $3::bigint + $4::bigint, $5, $6, $7 FROM s
+q AS (INSERT INTO quotes (bill_id, bank_code, principal, penalty, total, months_late, created_at, expires_at,
+                         discount, penalty_waived, relief_id, relief_name, relief_decree)
+      SELECT $1, $2, $3::bigint, $4::bigint, $3::bigint + $4::bigint, $5, $6, $7, $13, $14, $15, $16, $17 FROM s
       WHERE $1::bigint IS NOT NULL),
 k AS (INSERT INTO message_keys (channel, bank_code, key, content_hash, operation, answer)
       SELECT $8, $2, $9, $10, $11, $12::json FROM s WHERE $9::text IS NOT NULL
@@ -59,6 +50,13 @@ class NewQuote:
     months_late: int
     created_at: datetime
     expires_at: datetime
+    discount: int = 0
+    penalty_waived: int = 0
+    relief: Relief | None = None
+
+
+def _relief_args(relief: Relief | None) -> tuple[str | None, str | None, str | None]:
+    return (relief.id, relief.name, relief.decree) if relief is not None else (None, None, None)
 
 
 async def record_inquiry(conn: asyncpg.Connection, bank: str, quote: NewQuote | None,
@@ -67,18 +65,26 @@ async def record_inquiry(conn: asyncpg.Connection, bank: str, quote: NewQuote | 
     answer as JSON text), asynchronously committed. False when the key already held an answer."""
     q = (quote.bill_id, quote.principal, quote.penalty, quote.months_late, quote.created_at, quote.expires_at) \
         if quote is not None else (None, 0, 0, 0, None, None)
+    cut = (quote.discount, quote.penalty_waived, *_relief_args(quote.relief)) if quote is not None \
+        else (0, 0, None, None, None)
     channel, name, content_hash, operation, answer = key if key is not None else (None, None, None, None, None)
     stored = await conn.fetchval(_QUOTE_AND_KEY, q[0], bank, *q[1:], channel, name, content_hash, operation,
-                                 answer)
+                                 answer, *cut)
     return key is None or stored == 1
+
+
+# A quote as a payment books it: the amounts to pay, the reductions and the program (spec/domain.md "Quotes").
+QUOTE_COLUMNS = ("id, principal, penalty, total, months_late, discount, penalty_waived, relief_id, relief_name,"
+                 " relief_decree")
 
 
 async def live_quote(conn: asyncpg.Connection, bill_id: int, bank: str, total: int, principal: int,
                      offset_s: float) -> asyncpg.Record | None:
-    """The newest unexpired quote of this bank for this bill and amount, of the bill's current principal."""
+    """The newest unexpired quote of this bank for this bill and amount, of the bill's current (gross)
+    principal."""
     return await conn.fetchrow(
-        "SELECT id, principal, penalty, total, months_late FROM quotes"
-        " WHERE bill_id = $1 AND bank_code = $2 AND total = $3 AND principal = $4"
+        f"SELECT {QUOTE_COLUMNS} FROM quotes"
+        " WHERE bill_id = $1 AND bank_code = $2 AND total = $3 AND principal + discount = $4"
         f" AND expires_at > {_DB_NOW.replace('$6', '$5')}"
         " ORDER BY created_at DESC LIMIT 1",
         bill_id, bank, total, principal, offset_s,
@@ -106,14 +112,20 @@ class NewPayment:
     business_date: date
     paid_at: datetime
     proof: "SignedProof | None" = None
+    discount: int = 0
+    penalty_waived: int = 0
+    relief: Relief | None = None
 
 
 # A payment's row and what goes with it, shared by both ways of posting (insert_payment inside the
-# transaction path, _POST alone): parameters $1-$22 are _payment_args'.
+# transaction path, _POST alone): parameters $1-$27 are _payment_args'.
 _PAYMENT_COLUMNS = ("ntpd, bill_id, tax, bank_code, channel, via, ntb, terminal_id, rrn, stan, transmitted,"
-                    " principal, penalty, total, months_late, quote_id, business_date, paid_at, transmitted_year")
+                    " principal, penalty, total, months_late, quote_id, business_date, paid_at, transmitted_year,"
+                    " discount, penalty_waived, relief_id, relief_name, relief_decree")
 _PAYMENT_VALUES = ("$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13::bigint,"
-                   " $12::bigint + $13::bigint, $14, $15, $16::date, $17::timestamptz, $22::smallint")
+                   " $12::bigint + $13::bigint, $14, $15, $16::date, $17::timestamptz, $22::smallint,"
+                   " $23::bigint, $24::bigint, $25, $26, $27")
+_PAYMENT_ARGS = 27
 # The active mark, the bill's status, three balanced ledger entries and the proof, for the row of `pay` (none
 # without one).
 _WITH_THE_PAYMENT = """
@@ -137,7 +149,7 @@ def _payment_args(p: "NewPayment") -> tuple:
             p.transmitted, p.principal, p.penalty, p.months_late, p.quote_id, p.business_date, p.paid_at,
             p.proof.kid if p.proof else None, json.dumps(p.proof.document) if p.proof else None,
             p.proof.signature if p.proof else None, p.proof.validation_code if p.proof else None,
-            p.transmitted_year)
+            p.transmitted_year, p.discount, p.penalty_waived, *_relief_args(p.relief))
 
 
 async def insert_payment(conn: asyncpg.Connection, p: NewPayment) -> int:
@@ -154,16 +166,17 @@ def origin_lock_key(bank: str, stan: str, transmitted: str, year: int) -> str:
 # (migration 0014) takes the locks and checks what may have changed since the caller's read; then the
 # message key, and only if the key was new the payment, its active mark, the bill's status, the ledger, the
 # proof and the answer's message-log row. Nothing is written when the guard says no or the key is taken.
-_LOG_FROM = 30
+# Parameters after the payment's: $28 the origin's lock, $29 the bill version seen, $30-$34 the key.
+_LOG_FROM = _PAYMENT_ARGS + 8
 _POST = f"""
-WITH g AS MATERIALIZED (SELECT gw_payment_guard($23, $4, $10, $11, $22::smallint, $16::date, $2::bigint, $24)
+WITH g AS MATERIALIZED (SELECT gw_payment_guard($28, $4, $10, $11, $22::smallint, $16::date, $2::bigint, $29)
                         AS ok),
 k AS (INSERT INTO message_keys (channel, bank_code, key, content_hash, operation, answer)
-      SELECT $25, $4, $26, $27, $28, $29::json FROM g WHERE g.ok AND $26::text IS NOT NULL
+      SELECT $30, $4, $31, $32, $33, $34::json FROM g WHERE g.ok AND $31::text IS NOT NULL
       ON CONFLICT DO NOTHING RETURNING id),
 pay AS (
     INSERT INTO payments ({_PAYMENT_COLUMNS}) SELECT {_PAYMENT_VALUES}
-    FROM g WHERE g.ok AND ($26::text IS NULL OR EXISTS (SELECT 1 FROM k))
+    FROM g WHERE g.ok AND ($31::text IS NULL OR EXISTS (SELECT 1 FROM k))
     RETURNING id),{_WITH_THE_PAYMENT},
 lg AS (
     INSERT INTO message_log ({', '.join(COLUMNS)})

@@ -5,8 +5,8 @@ import asyncpg
 
 _PAYMENT = """
 SELECT p.ntpd, p.tax, p.bank_code, p.channel, p.ntb, p.principal, p.penalty, p.total, p.business_date,
-       p.paid_at, b.bill_key, b.nop, b.tax_year, r.reversed_at, pr.kid, pr.document, pr.signature,
-       pr.validation_code
+       p.paid_at, p.discount, p.penalty_waived, p.relief_id, p.relief_name, p.relief_decree, b.bill_key, b.nop,
+       b.tax_year, r.reversed_at, pr.kid, pr.document, pr.signature, pr.validation_code
 FROM payments p
 JOIN bills b ON b.id = p.bill_id
 LEFT JOIN reversals r ON r.payment_id = p.id

@@ -69,6 +69,7 @@ _TOTALS = """
 SELECT p.bank_code AS bank, p.tax,
        count(*) AS payments_count, sum(p.total) AS payments_amount,
        sum(p.principal) AS principal, sum(p.penalty) AS penalty,
+       sum(p.discount) AS discount, sum(p.penalty_waived) AS penalty_waived,
        count(r.id) AS reversals_count, coalesce(sum(p.total) FILTER (WHERE r.id IS NOT NULL), 0) AS reversals_amount,
        coalesce(sum(p.principal) FILTER (WHERE r.id IS NULL), 0) AS net_principal,
        coalesce(sum(p.penalty) FILTER (WHERE r.id IS NULL), 0) AS net_penalty
@@ -95,7 +96,7 @@ GROUP BY payment_id, reversal_id HAVING sum(amount) <> 0 LIMIT 10
 
 async def payment_totals(conn: asyncpg.Connection, day: datetime.date) -> list[asyncpg.Record]:
     """Per bank and tax (in that order, PBB first): payments_count, payments_amount, principal, penalty,
-    reversals_count, reversals_amount, net_principal and net_penalty of the date."""
+    discount, penalty_waived, reversals_count, reversals_amount, net_principal and net_penalty of the date."""
     return await conn.fetch(_TOTALS + " ORDER BY p.bank_code, p.tax DESC", day)
 
 

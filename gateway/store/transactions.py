@@ -59,7 +59,8 @@ async def story(conn: asyncpg.Connection, payment_id: int) -> dict[str, Any] | N
         " ORDER BY logged_at, id", p["ntpd"], p["bank_code"], p["stan"], p["transmitted"],
         head["bill_id"], p["paid_at"])
     quotes = await conn.fetch(
-        "SELECT bank_code, principal, penalty, total, months_late, created_at, expires_at FROM quotes"
+        "SELECT bank_code, principal, penalty, total, months_late, created_at, expires_at, discount, penalty_waived,"
+        " relief_id, relief_name, relief_decree FROM quotes"
         " WHERE bill_id = $1 AND created_at <= $2 ORDER BY created_at DESC LIMIT 20", p["bill_id"], p["paid_at"])
     reversal = await conn.fetchrow("SELECT bank_code, amount, via, reason, reversed_at FROM reversals"
                                    " WHERE payment_id = $1", payment_id)

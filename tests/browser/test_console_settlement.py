@@ -23,7 +23,8 @@ async def test_treasury_closes_a_past_date_and_downloads_the_statement(site, sig
     assert await page.inner_text("h1") == f"Setelmen {day}"
     assert await page.inner_text("#status-tanggal") == "Terbuka"
     # Two payments, one reversed: gross 2 / Rp 200.000, reversals 1 / Rp 100.000, net 1 / Rp 100.000.
-    expected = ["PBB", "2", "Rp 200.000", "Rp 0", "Rp 200.000", "1", "Rp 100.000", "1", "Rp 100.000"]
+    # No relief program: nothing taken off the principal, no penalty waived.
+    expected = ["PBB", "2", "Rp 200.000", "Rp 0", "Rp 200.000", "1", "Rp 100.000", "1", "Rp 100.000", "Rp 0", "Rp 0"]
     assert (await _cells(page, "table tbody tr >> nth=0 >> td"))[1:] == expected
     assert (await _cells(page, "table tfoot tr.total td")) == ["SEMUA"] + expected[1:]
 

@@ -57,9 +57,9 @@ async def test_support_reads_a_nop_prints_its_history_issues_an_skl_and_reprints
     assert await page.inner_text("#wajib-pajak") == "SITI AMINAH"
     years = page.locator("#tahun-pajak tbody tr")
     assert await years.count() == 2
-    assert await cells(years.nth(0)) == ["2026", "Lunas", "2099-08-31", "Rp 100.000", "Rp 0", "Rp 0", ntpd,
+    assert await cells(years.nth(0)) == ["2026", "Lunas", "2099-08-31", "Rp 100.000", "Rp 0", "", "Rp 0", ntpd,
                                          "Terbitkan Surat Keterangan Lunas 2026"]
-    assert await cells(years.nth(1)) == ["2022", "Belum lunas", "2022-08-31", "Rp 80.000", "Rp 38.400", "Rp 118.400",
+    assert await cells(years.nth(1)) == ["2022", "Belum lunas", "2022-08-31", "Rp 80.000", "Rp 38.400", "", "Rp 118.400",
                                          "", ""]
     assert await page.inner_text("#total-terutang") == "Rp 118.400"
     payments = page.locator("#daftar-pembayaran tbody tr")
@@ -94,7 +94,7 @@ async def test_support_reads_a_nop_prints_its_history_issues_an_skl_and_reprints
     number = f"SKL-{ntpd}-01"
     await page.wait_for_url(site.url(f"/console/objek/{DOTTED}?terbit={number}#skl"))
     assert await page.inner_text("#skl-baru p") == f"Surat Keterangan Lunas {number} diterbitkan."
-    assert await cells(years.nth(0)) == ["2026", "Lunas", "2099-08-31", "Rp 100.000", "Rp 0", "Rp 0", ntpd,
+    assert await cells(years.nth(0)) == ["2026", "Lunas", "2099-08-31", "Rp 100.000", "Rp 0", "", "Rp 0", ntpd,
                                          f"{number}\nTerbitkan Surat Keterangan Lunas 2026"]
     issued = await cells(page.locator("#daftar-skl tbody tr").nth(0))
     assert issued[:4] == [number, "2026", ntpd, "budi"] and issued[5] == "Berlaku"

@@ -30,6 +30,7 @@ from helpers.http import (
     assert_business,
     assert_problem,
     check_rfc3339_local,
+    no_relief,
     pbb_body,
 )
 
@@ -78,20 +79,20 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     expires = check_rfc3339_local(body.pop("quote")["expires_at"])
     assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15, seconds=5)
     assert body == {"response_code": "00", "message": "approved", "business_date": day, "bill": pbb_bill(),
-                    "amount": {"principal": PRINCIPAL, "penalty": 0, "total": PRINCIPAL, "months_late": 0},
+                    "amount": no_relief(PRINCIPAL, 0, PRINCIPAL, 0),
                     "other_unpaid_years": [YEAR - 3]}
     quote = await db.fetchrow("SELECT bank_code, principal, penalty, total FROM quotes")
     assert tuple(quote) == ("110", PRINCIPAL, 0, PRINCIPAL)
 
     # The late year: penalty capped.
     body = assert_business(await bank.pbb_inquiry(NOP, YEAR - 3), "00")
-    assert body["amount"] == {"principal": 120_000, "penalty": 57_600, "total": 177_600, "months_late": 24}
+    assert body["amount"] == no_relief(120_000, 57_600, 177_600, 24)
     assert body["quote"]["total"] == 177_600 and body["other_unpaid_years"] == [YEAR]
 
     # Paid (imported as paid: no NTPD), cancelled, unknown year, malformed NOP and year.
     body = assert_business(await bank.pbb_inquiry(NOP, YEAR - 1), "88")
     assert body["bill"]["status"] == "paid" and "ntpd" not in body and "quote" not in body
-    assert body["amount"] == {"principal": 140_000, "penalty": 0, "total": 0, "months_late": 0}
+    assert body["amount"] == no_relief(140_000, 0, 0, 0)
     body = assert_business(await bank.pbb_inquiry(NOP, YEAR - 2), "33")
     assert body["bill"]["status"] == "cancelled" and "quote" not in body
     body = assert_business(await bank.pbb_inquiry(NOP, YEAR - 4), "14")
@@ -107,14 +108,13 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
         assert body == {
             "response_code": "00", "message": "approved", "business_date": day, "nop": NOP,
             "bills": [
-                {"bill": pbb_bill(), "amount": {"principal": PRINCIPAL, "penalty": 0, "total": PRINCIPAL,
-                                                "months_late": 0}},
+                {"bill": pbb_bill(), "amount": no_relief(PRINCIPAL, 0, PRINCIPAL, 0)},
                 {"bill": pbb_bill(YEAR - 1, "paid", date(YEAR - 1, 8, 31)),
-                 "amount": {"principal": 140_000, "penalty": 0, "total": 0, "months_late": 0}},
+                 "amount": no_relief(140_000, 0, 0, 0)},
                 {"bill": pbb_bill(YEAR - 2, "cancelled", date(YEAR - 2, 8, 31)),
-                 "amount": {"principal": 130_000, "penalty": 0, "total": 0, "months_late": 0}},
+                 "amount": no_relief(130_000, 0, 0, 0)},
                 {"bill": pbb_bill(YEAR - 3, due=date(2023, 8, 31)),
-                 "amount": {"principal": 120_000, "penalty": 57_600, "total": 177_600, "months_late": 24}},
+                 "amount": no_relief(120_000, 57_600, 177_600, 24)},
             ],
             "total_due": PRINCIPAL + 177_600}
     body = assert_business(await bank.call("GET", "/v1/pbb/bills/327501000100100099"), "14")
@@ -131,7 +131,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     assert set(paid) == {"response_code", "message", "business_date", "ntpd", "validation_code", "bill", "amount",
                          "proof", "signature", "kid", "receipt_url"}
     assert (paid["business_date"], paid["bill"], paid["amount"], paid["receipt_url"]) == (
-        day, pbb_bill(status="paid"), {"principal": PRINCIPAL, "penalty": 0, "total": PRINCIPAL},
+        day, pbb_bill(status="paid"), no_relief(PRINCIPAL, 0, PRINCIPAL),
         f"/v1/payments/{ntpd}/receipt.pdf")
     proof = paid["proof"]
     assert (proof["ntpd"], proof["tax"], proof["bill"], proof["tax_year"], proof["total"], proof["bank"],
@@ -164,7 +164,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
                                  "amount", "channel", "ntb", "proof", "signature", "kid", "validation_code")} == {
         "ntpd": ntpd, "status": "paid", "tax": "PBB", "bill_id": NOP + str(YEAR), "tax_year": YEAR,
         "business_date": day, "reversed_at": None,
-        "amount": {"principal": PRINCIPAL, "penalty": 0, "total": PRINCIPAL}, "channel": "teller",
+        "amount": no_relief(PRINCIPAL, 0, PRINCIPAL), "channel": "teller",
         "ntb": "ABC123", "proof": paid["proof"], "signature": paid["signature"], "kid": paid["kid"],
         "validation_code": paid["validation_code"]}
     status, headers, pdf = await bank.call("GET", f"/v1/payments/{ntpd}/receipt.pdf")
@@ -193,7 +193,7 @@ async def test_bphtb_inquiry_cross_check_and_payment(gateway, db, http_client):
     registration = await add_bphtb(db, principal=5_000_000, penalty=100_000, valid_until=date(2099, 12, 31))
     expired = await add_bphtb(db, serial=124, valid_until=today() - timedelta(days=1), nop="327501000100100030")
     bank = http_client()
-    amount = {"principal": 5_000_000, "penalty": 100_000, "total": 5_100_000}
+    amount = no_relief(5_000_000, 100_000, 5_100_000)
 
     body = assert_business(await bank.bphtb_inquiry(registration), "00")
     check_rfc3339_local(body.pop("quote")["expires_at"])
@@ -230,7 +230,7 @@ async def test_bphtb_inquiry_cross_check_and_payment(gateway, db, http_client):
     assert (proof["tax"], proof["bill"], proof["nop"], proof["principal"], proof["penalty"], proof["total"],
             proof["channel"]) == ("BPHTB", registration, BPHTB_NOP, 5_000_000, 100_000, 5_100_000, "internet")
     body = assert_business(await bank.bphtb_inquiry(registration), "88")
-    assert body["ntpd"] == ntpd and body["amount"] == {"principal": 5_000_000, "penalty": 0, "total": 0}
+    assert body["ntpd"] == ntpd and body["amount"] == no_relief(5_000_000, 0, 0)
     assert_business(await bank.bphtb_payment("b-6", **pay), "88")
     row = await db.fetchrow("SELECT ntpd, tax, via, channel, principal, penalty, total FROM payments")
     assert tuple(row) == (ntpd, "BPHTB", "http", "internet", 5_000_000, 100_000, 5_100_000)

@@ -73,14 +73,18 @@ class Gateway:
             env={**os.environ, **(env or {}), "GATEWAY_DATABASE_URL": self.db_url},
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
+        # Each port is probed until it accepts once, and no more: the ISO 8583 listener starts before the HTTP
+        # one, and probes repeated while HTTP comes up would pile up as connections from 127.0.0.1 that the
+        # gateway has not yet seen close (and count against its per-address limit).
+        waiting = [self.port] + ([self.http_port] if self.http_port else [])
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}:\n{self.log()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                if self.http_port:
-                    socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2).close()
-                return
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
+                waiting.pop(0)
+                if not waiting:
+                    return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("gateway did not start listening:\n" + self.log())

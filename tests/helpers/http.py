@@ -66,3 +66,12 @@ def check_rfc3339_local(text: str) -> datetime:
 def pbb_body(amount: int = PRINCIPAL, *, nop: str = NOP, year: int | str = YEAR, ntb: str = "NTB-1",
              channel: str = "teller", **more) -> dict:
     return {"nop": nop, "tax_year": year, "amount": amount, "ntb": ntb, "channel": channel, **more}
+
+
+def no_relief(principal: int, penalty: int, total: int, months_late: int | None = None) -> dict:
+    """An answer's ``amount`` with no relief program: the gross amounts are those to pay, nothing taken off."""
+    out = {"principal": principal, "penalty": penalty, "total": total}
+    if months_late is not None:
+        out["months_late"] = months_late
+    return {**out, "principal_gross": principal, "discount": 0, "penalty_gross": penalty, "penalty_waived": 0,
+            "relief": None}

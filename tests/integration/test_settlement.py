@@ -140,11 +140,11 @@ async def test_report_and_sismiop_exact_bytes(engine, pool, db, config, clock):
     open_report = await settlement_report_csv(db, DAY, config.banks)
     expected_report = (
         "business_date,bank_code,bank_name,tax,payments_count,principal,penalty,payments_amount,"
-        "reversals_count,reversals_amount,net_count,net_amount\r\n"
-        "2026-11-23,110,BANK 10,PBB,2,300000,9000,309000,0,0,2,309000\r\n"
-        "2026-11-23,110,BANK 10,BPHTB,1,5000000,0,5000000,0,0,1,5000000\r\n"
-        "2026-11-23,111,BANK 11,PBB,2,300000,9000,309000,1,154500,1,154500\r\n"
-        "2026-11-23,TOTAL,,ALL,5,5600000,18000,5618000,1,154500,4,5463500\r\n"
+        "reversals_count,reversals_amount,net_count,net_amount,discount,penalty_waived\r\n"
+        "2026-11-23,110,BANK 10,PBB,2,300000,9000,309000,0,0,2,309000,0,0\r\n"
+        "2026-11-23,110,BANK 10,BPHTB,1,5000000,0,5000000,0,0,1,5000000,0,0\r\n"
+        "2026-11-23,111,BANK 11,PBB,2,300000,9000,309000,1,154500,1,154500,0,0\r\n"
+        "2026-11-23,TOTAL,,ALL,5,5600000,18000,5618000,1,154500,4,5463500,0,0\r\n"
     )
     assert open_report == expected_report  # running totals of an open date
     clock.at = jakarta(2026, 11, 24, 8, 0)
@@ -171,8 +171,8 @@ def test_split_nop():
 async def test_empty_open_date_report_has_total_row(db, config):
     assert await settlement_report_csv(db, date(2026, 1, 2), config.banks) == (
         "business_date,bank_code,bank_name,tax,payments_count,principal,penalty,payments_amount,"
-        "reversals_count,reversals_amount,net_count,net_amount\r\n"
-        "2026-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0\r\n")
+        "reversals_count,reversals_amount,net_count,net_amount,discount,penalty_waived\r\n"
+        "2026-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0,0,0\r\n")
 
 
 def _cli(db_url, *args):
@@ -187,7 +187,7 @@ async def test_cli_close_report_export(engine, db, db_url, tmp_path):
     past = "2020-01-02"
     run = await asyncio.to_thread(_cli, db_url, "settle", "close", past, "--operator", "cli-op")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.endswith("2020-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0\n")  # text mode reads CRLF as \\n
+    assert run.stdout.endswith("2020-01-02,TOTAL,,ALL,0,0,0,0,0,0,0,0,0,0\n")  # text mode reads CRLF as \\n
     assert await db.fetchval("SELECT closed_by FROM business_dates WHERE business_date = '2020-01-02'") == "cli-op"
     future = await asyncio.to_thread(_cli, db_url, "settle", "close", "2999-01-01", "--operator", "cli-op")
     assert future.returncode == 1 and "cut-off" in future.stderr
@@ -249,7 +249,7 @@ async def test_report_csv_round_trips_to_the_payments(engine, db, config):
     rows = list(csv.DictReader(io.StringIO(await settlement_report_csv(db, DAY, config.banks))))
     assert list(rows[0]) == ["business_date", "bank_code", "bank_name", "tax", "payments_count", "principal",
                              "penalty", "payments_amount", "reversals_count", "reversals_amount", "net_count",
-                             "net_amount"]
+                             "net_amount", "discount", "penalty_waived"]
     independent = {}
     for r in await db.fetch("SELECT p.bank_code, p.tax, p.total, r.id IS NOT NULL AS reversed FROM payments p"
                             " LEFT JOIN reversals r ON r.payment_id = p.id WHERE p.business_date = $1", DAY):

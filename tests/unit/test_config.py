@@ -135,3 +135,50 @@ def test_balancers_sending_the_proxy_protocol_are_networks_and_exclude_the_liste
         build_config({"http": {"proxy_protocol_from": ["lb-1"]}}, env={})
     with pytest.raises(ConfigError, match="terminate TLS on the balancer"):
         build_config({"iso8583": {"proxy_protocol_from": ["10.0.0.5"], "tls_cert": "/etc/gw/cert.pem"}}, env={})
+
+
+# -- [[relief]] programs (spec/domain.md "Relief programs", operations.md) ------------------------------------
+
+_PROGRAM = {"id": "DISC2026-06", "name": "Diskon PBB-P2 2026", "decree": "Kep. Wali Kota Bekasi No. 1",
+            "from": date(2026, 5, 1), "to": "2026-06-30", "taxes": ["pbb"], "tax_years": "current",
+            "kecamatan": [], "principal_discount": "15", "penalty_waiver": 0}
+
+
+def test_relief_programs_are_read_with_every_key():
+    amnesty = {**_PROGRAM, "id": "AMN", "taxes": ["pbb", "BPHTB"], "tax_years": {"max": 2020},
+               "kecamatan": ["010", "020"], "principal_discount": 12.5, "penalty_waiver": "100"}
+    first, second = build_config({"relief": [_PROGRAM, amnesty]}, env={}).relief
+    assert (first.id, first.starts, first.ends, first.taxes, first.current_year) == \
+        ("DISC2026-06", date(2026, 5, 1), date(2026, 6, 30), frozenset({"PBB"}), True)
+    assert (first.principal_discount, first.penalty_waiver) == (Decimal("15"), Decimal("0"))
+    assert (second.taxes, second.min_year, second.max_year, second.kecamatan) == \
+        (frozenset({"PBB", "BPHTB"}), None, 2020, frozenset({"010", "020"}))
+    assert (second.principal_discount, second.penalty_waiver) == (Decimal("12.5"), Decimal("100"))
+    assert build_config({}, env={}).relief == ()  # none by default
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"from": None}, "[[relief]] #1 (DISC2026-06): from: required"),
+    ({"to": "30-06-2026"}, "[[relief]] #1 (DISC2026-06): to: not a date (YYYY-MM-DD): '30-06-2026'"),
+    ({"to": "2026-04-30"}, "[[relief]] #1 (DISC2026-06): from: 2026-05-01 is after to 2026-04-30"),
+    ({"taxes": ["pbb", "pajak hotel"]}, "[[relief]] #1 (DISC2026-06): taxes: a list of 'pbb' and 'bphtb' required"),
+    ({"taxes": []}, "[[relief]] #1 (DISC2026-06): taxes: a non-empty list"),
+    ({"tax_years": "all"}, "[[relief]] #1 (DISC2026-06): tax_years: \"current\" or { min = YEAR, max = YEAR }"),
+    ({"tax_years": {"min": 2021, "max": 2010}}, "[[relief]] #1 (DISC2026-06): tax_years: min 2021 is above max"),
+    ({"kecamatan": ["10"]}, "[[relief]] #1 (DISC2026-06): kecamatan: '10' is not a 3-digit kecamatan code"),
+    ({"principal_discount": "101"}, "[[relief]] #1 (DISC2026-06): principal_discount: a percentage from 0 to 100"),
+    ({"penalty_waiver": "lima"}, "[[relief]] #1 (DISC2026-06): penalty_waiver: not a number: 'lima'"),
+    ({"decree": ""}, "[[relief]] #1 (DISC2026-06): decree: required"),
+    ({"id": "no spaces"}, "[[relief]] #1 (no spaces): id: 1-32 letters"),
+    ({"discount": "15"}, "[[relief]] #1 (DISC2026-06): unknown key 'discount'"),
+])
+def test_an_invalid_relief_program_names_the_program_and_the_key(change, message):
+    program = {k: v for k, v in {**_PROGRAM, **change}.items() if v is not None}
+    with pytest.raises(ConfigError) as error:
+        build_config({"relief": [program]}, env={}, source="gw.toml")
+    assert str(error.value).startswith(f"gw.toml: {message}"), str(error.value)
+
+
+def test_relief_program_ids_are_unique():
+    with pytest.raises(ConfigError, match=r"\[\[relief\]\]: id: 'DISC2026-06' is used by two programs"):
+        build_config({"relief": [_PROGRAM, {**_PROGRAM, "name": "again"}]}, env={})
