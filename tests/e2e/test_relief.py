@@ -185,6 +185,15 @@ async def test_a_relief_program_over_iso_and_http_from_inquiry_to_settlement(mak
     assert (total["discount"], total["penalty_waived"]) == ("120000", "30000")
     assert (bank_row["net_amount"], bank_row["reversals_amount"]) == ("180000", "900000")
 
+    # SISMIOP gets the amounts paid: D's 180.000 with no penalty (A was reversed).
+    export = subprocess.run([sys.executable, "-m", "gateway", "payments", "export", "2027-06-30", "--format",
+                             "sismiop", "--config", str(june.config_path)],
+                            env={**os.environ, "GATEWAY_DATABASE_URL": db_url}, capture_output=True, text=True,
+                            timeout=120)
+    assert export.returncode == 0, export.stderr
+    rows_out = [line.split(",") for line in export.stdout.strip().splitlines()[1:]]
+    assert [(r[4], r[5], r[7], r[9], r[10]) for r in rows_out] == [("001", "0003", "2027", "0", "180000")]
+
 
 async def _sighup_and_wait(gw, expect: str, times: int) -> None:
     """SIGHUP (the supervisor passes it to every worker), then until ``expect`` is logged ``times`` more times."""
