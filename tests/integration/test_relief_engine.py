@@ -12,7 +12,7 @@ from billdata import add_pbb
 from gateway.domain.relief import ReliefProgram
 from gateway.engine import Engine
 from gateway.service.context import ServiceContext
-from gateway.service.requests import IsoOrigin, MessageKey, PbbInquiry, PbbPayment, Reversal
+from gateway.service.requests import IsoOrigin, MessageKey, PbbArrears, PbbInquiry, PbbPayment, Reversal
 from gateway.settlement.invariants import check_conservation
 
 pytestmark = pytest.mark.integration
@@ -73,3 +73,20 @@ async def test_a_quote_keeps_its_program_after_the_configuration_drops_it(pool, 
     row = await db.fetchrow("SELECT principal, penalty, discount, penalty_waived, relief_id, relief_name,"
                             " relief_decree, quote_id IS NOT NULL FROM payments")
     assert tuple(row) == (120_000, 4_500, 30_000, 0, "B20", "Program B20", "Decree B20", True)
+
+
+async def test_the_arrears_list_shows_each_year_reduced_by_its_own_program(pool, clock, config, db):
+    await add_pbb(db, due=date(2026, 8, 31))  # 2026: 150.000 + 4.500 (three months)
+    await add_pbb(db, year=2024, principal=100_000, due=date(2024, 8, 31))  # 2024: 27 months, capped at 24: 24.000
+    old = ReliefProgram(id="OLD", name="Old arrears", decree="D", starts=date(2026, 11, 1), ends=date(2026, 11, 30),
+                        taxes=frozenset({"PBB"}), principal_discount=Decimal("25"), penalty_waiver=Decimal("50"),
+                        max_year=2025)
+    engine = engine_with(pool, clock, config, old, program("ALL10", "10", "0"))
+    arrears = await engine.arrears_pbb(PbbArrears(bank="110", nop=NOP))
+    lines = {line.bill.tax_year: line.amount for line in arrears.bills}
+    # 2024: OLD takes 25.000 + 12.000 (more than ALL10's 10.000): 75.000 + 12.000.
+    assert (lines[2024].total, lines[2024].discount, lines[2024].penalty_waived, lines[2024].relief.id) == \
+        (87_000, 25_000, 12_000, "OLD")
+    # 2026: only ALL10 matches: 135.000 + 4.500.
+    assert (lines[2026].total, lines[2026].discount, lines[2026].relief.id) == (139_500, 15_000, "ALL10")
+    assert arrears.total_due == 87_000 + 139_500
