@@ -198,7 +198,7 @@ def _amount_rows(f: Mapping[str, Any], relief: tuple[str, str] | None) -> list[t
     rows.append(("Denda", rupiah(f["penalty"] + f["penalty_waived"]), False))
     if f["penalty_waived"]:
         rows.append(("Penghapusan Denda", "- " + rupiah(f["penalty_waived"]), False))
-    rows.append(("Program", f"{name} ({f['relief']})" if name != f["relief"] else name, False))
+    rows.append(("Program", f"{f['relief']}: {name}" if name != f["relief"] else name, False))
     if decree:
         rows.append(("Dasar", decree, False))
     return rows
@@ -240,12 +240,18 @@ def _waktu(moment: datetime.datetime) -> str:
 
 # -- drawing --------------------------------------------------------------------------------------
 
+# A relief program's two rows take one line each, in a smaller type (the id first, anything longer cut with
+# an ellipsis), so that the longest receipt still leaves the QR code its minimum size above the footer.
+_ONE_LINE = {"Program", "Dasar"}
+
+
 def _draw_row(c: Canvas, y: float, label: str, value: str, bold: bool) -> float:
     c.setFont(_FONT, 7.5)
     c.drawString(_MARGIN, y, label)
-    font, size = (_BOLD, 8.5) if bold else (_FONT, 8.5)
+    one_line = label in _ONE_LINE
+    font, size = (_BOLD if bold else _FONT), (7.0 if one_line else 8.5)
     c.setFont(font, size)
-    lines = _wrap(_text(value), font, size, _PAGE_W - 2 * _MARGIN - _LABEL_W, max_lines=2)
+    lines = _wrap(_text(value), font, size, _PAGE_W - 2 * _MARGIN - _LABEL_W, max_lines=1 if one_line else 2)
     for line in lines:
         c.drawString(_MARGIN + _LABEL_W, y, line)
         y -= _ROW_H

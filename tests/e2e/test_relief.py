@@ -137,7 +137,7 @@ async def test_a_relief_program_over_iso_and_http_from_inquiry_to_settlement(mak
     assert status == 200
     text = " ".join(pdf_text(pdf).split())
     for expected in ("Pokok Pajak Rp1.000.000", "Pengurangan Pokok - Rp100.000", "Denda Rp30.000",
-                     "Penghapusan Denda - Rp30.000", "Program Diskon dan penghapusan denda Juni 2027 (JUNI-2027)",
+                     "Penghapusan Denda - Rp30.000", "Program JUNI-2027: Diskon dan penghapusan denda Juni 2027",
                      f"Dasar {DECREE}", "Jumlah Dibayar Rp900.000"):
         assert expected in text, (expected, text)
 

@@ -186,3 +186,33 @@ def test_tanggal():
 def test_reversed_receipt_qr_still_scans(key):
     signed = signed_proof(key)
     assert qr_texts(render(signed, status="reversed")) == [verify_url(signed)]
+
+
+def test_a_relief_receipt_prints_gross_reductions_program_and_decree(key):
+    signed = signed_proof(key, principal=135000, penalty=0, total=135000, discount=15000, penalty_waived=4500,
+                          relief="DISC-11")
+    pdf = render(signed, relief=("Diskon November", "Kep. Wali Kota Bekasi No. 9/2026"))
+    text = " ".join(page_text(pdf).split())
+    for expected in ("Pokok Pajak Rp150.000", "Pengurangan Pokok - Rp15.000", "Denda Rp4.500",
+                     "Penghapusan Denda - Rp4.500", "Program DISC-11: Diskon November",
+                     "Dasar Kep. Wali Kota Bekasi No. 9/2026", "Jumlah Dibayar Rp135.000"):
+        assert expected in text, (expected, text)
+    # Without the program's name and decree (not kept), the id stands for it.
+    assert "Program DISC-11" in " ".join(page_text(render(signed)).split())
+
+
+def test_the_longest_relief_receipt_keeps_its_qr_code_clear_of_the_footer(key):
+    signed = signed_proof(key, tax="BPHTB", bill="20261100012356", nop="327501000100100010",
+                          ntpd="261123200000000720", taxpayer="SITI AMINAH BINTI ABDULLAH SUKARDI " * 3,
+                          principal=135000, penalty=0, total=135000, discount=15000, penalty_waived=4500,
+                          relief="DISC-11")
+    pdf = render(signed, bank_name="BANK PEMBANGUNAN DAERAH JAWA BARAT DAN BANTEN " * 2, copy=True,
+                 relief=("Diskon " * 30, "Keputusan Wali Kota " * 30))
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 1
+    image = pypdfium2.PdfDocument(pdf)[0].render(scale=4).to_pil()
+    (found,) = [r for r in zxingcpp.read_barcodes(image) if r.format == zxingcpp.BarcodeFormat.QRCode]
+    assert found.text == verify_url(signed)
+    footer_line_px = image.height - (16 + 20) * 4  # _FOOTER_TOP points above the page's bottom, at 4 px/pt
+    corners = (found.position.top_left, found.position.top_right, found.position.bottom_left,
+               found.position.bottom_right)
+    assert max(p.y for p in corners) < footer_line_px
