@@ -17,6 +17,7 @@ import pytest
 
 from billdata import add_pbb
 from helpers.db import lock_bill, wait_until_blocked
+from helpers.gateway import start
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,11 @@ async def add_bills(db, count: int) -> list[int]:
     return [await add_pbb(db, nop=nop(i), due=PAYABLE) for i in range(count)]
 
 
-async def test_twenty_in_flight_answered_out_of_order_matched_by_stan(gateway, db, db_url):
+async def test_twenty_in_flight_answered_out_of_order_matched_by_stan(make_gateway, db, db_url):
     ids = await add_bills(db, 20)
+    # The payment waits for its locked bill while the inquiries are answered; a longer statement budget than
+    # the default keeps a slow machine's inquiries from outlasting it (the payment would then be answered 91).
+    gateway = await start(make_gateway, extra="[database]\nstatement_timeout_ms = 8000\n")
     locker = await asyncpg.connect(db_url)
     try:
         async with gateway.client(timeout_s=10) as bank:
