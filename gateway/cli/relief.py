@@ -6,7 +6,7 @@ import argparse
 
 from gateway.cli.common import CommandError, parse_date, run_migrated
 from gateway.config import Config
-from gateway.domain.relief import ReliefProgram
+from gateway.domain.relief import ReliefProgram, active_on
 
 
 def _day(config: Config, args: argparse.Namespace):
@@ -23,11 +23,11 @@ def _percent(value) -> str:
     return f"{value.normalize():f}%"
 
 
-def _row(program: ReliefProgram, day) -> tuple[str, ...]:
+def _row(program: ReliefProgram, active: bool) -> tuple[str, ...]:
     return (program.id, program.starts.isoformat(), program.ends.isoformat(),
             ",".join(sorted(t.lower() for t in program.taxes)), program.years_text(),
             ",".join(sorted(program.kecamatan)) or "all", _percent(program.principal_discount),
-            _percent(program.penalty_waiver), "yes" if program.starts <= day <= program.ends else "no")
+            _percent(program.penalty_waiver), "yes" if active else "no")
 
 
 _HEAD = ("ID", "FROM", "TO", "TAXES", "TAX YEARS", "KECAMATAN", "DISCOUNT", "WAIVER", "ACTIVE")
@@ -44,7 +44,8 @@ def relief_list(config: Config, args: argparse.Namespace) -> int:
         print(f"no relief programs configured ({config.source})")
         return 0
     print(f"relief programs of {config.source}; ACTIVE on business date {day.isoformat()}")
-    print(_table([_HEAD, *(_row(p, day) for p in config.relief)]))
+    active = active_on(config.relief, day)
+    print(_table([_HEAD, *(_row(p, p in active) for p in config.relief)]))
     print()
     for p in config.relief:
         print(f"{p.id}: {p.name} — {p.decree}")

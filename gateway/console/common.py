@@ -14,7 +14,7 @@ from gateway.console.web import (
 from gateway.domain.business_day import business_date
 from gateway.domain.errors import FormatError
 from gateway.domain.text import is_clean
-from gateway.settlement.invariants import REPORT_KEYS
+from gateway.settlement.invariants import REPORT_KEYS, report_table
 from gateway.staff.support import search_date
 
 LOGIN_COOKIE = "gw_console_login"  # the sign-in form's own CSRF token (double submit: no session yet)
@@ -83,9 +83,7 @@ def _safe_next(raw: str | None) -> str:
 def _totals(request: web.Request, found) -> dict[str, Any]:
     """The settlement table's rows (bank, tax) and total, as the report orders them."""
     names = dict(_banks(request))
-    rows = []
-    for t in sorted(found.totals, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
-        rows.append({"bank": t.bank, "bank_name": names.get(t.bank, ""), "tax": t.tax,
-                     **dict(zip(REPORT_KEYS, t.report_values()))})
-    total = {k: sum(r[k] for r in rows) for k in REPORT_KEYS}
-    return {"rows": rows, "total": total}
+    lines, sums = report_table(found.totals)
+    rows = [{"bank": t.bank, "bank_name": names.get(t.bank, ""), "tax": t.tax, **dict(zip(REPORT_KEYS, values))}
+            for t, values in lines]
+    return {"rows": rows, "total": dict(zip(REPORT_KEYS, sums))}

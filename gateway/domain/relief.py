@@ -4,7 +4,7 @@
 Pure: a program is data from the configuration; which program applies to a bill on a business date, and by
 how much it reduces the bill, are functions of the program list, the bill's facts and the amounts due. Every
 path that shows or books an amount (inquiry, arrears, payment, quote, the staff pages) goes through
-``apply_relief``, so the reduction is worked out in this one place.
+``best_reduction`` (by way of ``assessment.amount_due``), so the reduction is worked out in this one place.
 """
 from __future__ import annotations
 
@@ -54,9 +54,13 @@ class ReliefProgram:
     def relief(self) -> Relief:
         return Relief(self.id, self.name, self.decree)
 
+    def open_on(self, business_date: date) -> bool:
+        """Whether ``business_date`` falls in the window (``from`` and ``to`` included)."""
+        return self.starts <= business_date <= self.ends
+
     def covers(self, tax: str, tax_year: int, nop: str, business_date: date) -> bool:
         """Whether the program's window, tax, tax years and kecamatan match the bill on ``business_date``."""
-        if not self.starts <= business_date <= self.ends or tax not in self.taxes:
+        if not self.open_on(business_date) or tax not in self.taxes:
             return False
         if self.current_year and tax_year != business_date.year:
             return False
@@ -152,11 +156,11 @@ def check_programs(programs: tuple[ReliefProgram, ...]) -> None:
 
 
 def active_on(programs: tuple[ReliefProgram, ...], business_date: date) -> tuple[ReliefProgram, ...]:
-    return tuple(p for p in programs if p.starts <= business_date <= p.ends)
+    return tuple(p for p in programs if p.open_on(business_date))
 
 
 def describe(program: ReliefProgram) -> dict[str, object]:
-    """A program as the audit log and `gateway relief list --json` write it: its configuration's keys."""
+    """A program as the audit log writes it: its configuration's keys."""
     return {"id": program.id, "name": program.name, "decree": program.decree, "from": program.starts.isoformat(),
             "to": program.ends.isoformat(), "taxes": sorted(t.lower() for t in program.taxes),
             "tax_years": program.years_text(), "kecamatan": sorted(program.kecamatan),

@@ -16,13 +16,11 @@ from gateway.http.problems import Problem
 from gateway.http.staff_auth import actor, staff_user
 from gateway.settlement.close import SettlementError
 from gateway.settlement.errors import ReconFileError
-from gateway.settlement.invariants import REPORT_KEYS
+from gateway.settlement.invariants import REPORT_KEYS, report_table
 from gateway.staff.support import Actor
 
 READ = {"support", "treasury", "admin"}
 TREASURY = {"treasury", "admin"}
-
-_REPORT_KEYS = REPORT_KEYS
 
 
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -62,12 +60,10 @@ class StaffSettlementRoutes:
     async def _status(self, day: datetime.date, who: Actor | None) -> web.Response:
         names = {b.code: b.name for b in self.s.config.banks}
         found = await self.treasury.status(who, day)
-        rows, total = [], dict.fromkeys(_REPORT_KEYS, 0)
-        for t in sorted(found.totals, key=lambda t: (t.bank, 0 if t.tax == "PBB" else 1)):
-            values = dict(zip(_REPORT_KEYS, t.report_values()))
-            total = {k: total[k] + values[k] for k in _REPORT_KEYS}
-            rows.append({"business_date": day.isoformat(), "bank_code": t.bank, "bank_name": names.get(t.bank, ""),
-                         "tax": t.tax, **values})
+        lines, sums = report_table(found.totals)
+        rows = [{"business_date": day.isoformat(), "bank_code": t.bank, "bank_name": names.get(t.bank, ""),
+                 "tax": t.tax, **dict(zip(REPORT_KEYS, values))} for t, values in lines]
+        total = dict(zip(REPORT_KEYS, sums))
         closed_at = found.closed_at
         return web.json_response({
             "business_date": day.isoformat(), "status": found.state,

@@ -27,7 +27,7 @@ import datetime
 import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -58,10 +58,9 @@ class CloseResult:
 
 
 def normalized(items) -> tuple[Totals, ...]:
-    """Totals with plain ints (PostgreSQL's sum(bigint) is numeric, read as Decimal)."""
-    return tuple(Totals(t.bank, t.tax, *(int(getattr(t, f)) for f in (
-        "payments_count", "payments_amount", "principal", "penalty", "reversals_count", "reversals_amount",
-        "discount", "penalty_waived"))) for t in items)
+    """Totals with plain ints (PostgreSQL's sum(bigint) is numeric, read as Decimal): every field after bank
+    and tax is a number."""
+    return tuple(Totals(t.bank, t.tax, *(int(getattr(t, f.name)) for f in fields(Totals)[2:])) for t in items)
 
 
 def totals_to_json(items) -> str:

@@ -5,6 +5,7 @@ Run by the tests and, before freezing totals, by the close of a business date.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -42,6 +43,16 @@ class Totals:
 # The settlement report's money columns (spec/operations.md "Settlement report"), after bank and tax.
 REPORT_KEYS = ("payments_count", "principal", "penalty", "payments_amount", "reversals_count", "reversals_amount",
                "net_count", "net_amount", "discount", "penalty_waived")
+_TAX_ORDER = {"PBB": 0, "BPHTB": 1}
+
+
+def report_table(items: Iterable[Totals]) -> tuple[list[tuple[Totals, tuple[int, ...]]], tuple[int, ...]]:
+    """The report's lines in its order (bank code, then PBB before BPHTB), each with its values in
+    REPORT_KEYS' order, and the column sums of the TOTAL line: the CSV, the PDF, the staff API and the console
+    all render this one table."""
+    lines = [(t, t.report_values()) for t in sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))]
+    sums = tuple(sum(values[i] for _, values in lines) for i in range(len(REPORT_KEYS)))
+    return lines, sums
 
 
 @dataclass(frozen=True)

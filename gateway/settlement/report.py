@@ -9,21 +9,15 @@ import asyncpg
 
 from gateway.settlement.close import frozen_totals, normalized
 from gateway.settlement.csvout import to_csv
-from gateway.settlement.invariants import REPORT_KEYS, Totals, totals
+from gateway.settlement.invariants import REPORT_KEYS, Totals, report_table, totals
 
 COLUMNS = ("business_date", "bank_code", "bank_name", "tax", *REPORT_KEYS)
 
-_TAX_ORDER = {"PBB": 0, "BPHTB": 1}
-
 
 def render_csv(day: datetime.date, items: Iterable[Totals], bank_names: Mapping[str, str]) -> str:
-    items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
-    rows: list[tuple[object, ...]] = []
-    sums = [0] * len(REPORT_KEYS)
-    for t in items:
-        values = t.report_values()
-        sums = [a + b for a, b in zip(sums, values)]
-        rows.append((day.isoformat(), t.bank, bank_names.get(t.bank, ""), t.tax, *values))
+    lines, sums = report_table(items)
+    rows: list[tuple[object, ...]] = [(day.isoformat(), t.bank, bank_names.get(t.bank, ""), t.tax, *values)
+                                      for t, values in lines]
     rows.append((day.isoformat(), "TOTAL", "", "ALL", *sums))
     return to_csv(COLUMNS, rows)
 

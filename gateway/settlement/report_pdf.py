@@ -13,21 +13,16 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from gateway.proofs.receipt import rupiah
-from gateway.settlement.invariants import REPORT_KEYS, Totals
+from gateway.settlement.invariants import REPORT_KEYS, Totals, report_table
 
-_TAX_ORDER = {"PBB": 0, "BPHTB": 1}
 HEADER = ("Bank", "Pajak", "Jumlah bayar", "Pokok", "Denda", "Nilai bayar", "Jumlah batal", "Nilai batal",
           "Jumlah bersih", "Nilai bersih", "Pengurangan", "Denda dihapus")
 
 
 def table_rows(items: Iterable[Totals], bank_names: Mapping[str, str]) -> list[tuple[str, ...]]:
     """The rows of the report table, TOTAL last; money as Rp text, counts as numbers."""
-    items = sorted(items, key=lambda t: (t.bank, _TAX_ORDER.get(t.tax, 9), t.tax))
-    rows, sums = [], [0] * len(REPORT_KEYS)
-    for t in items:
-        values = t.report_values()
-        sums = [a + b for a, b in zip(sums, values)]
-        rows.append((f"{t.bank} {bank_names.get(t.bank, '')}".strip(), t.tax, *_cells(values)))
+    lines, sums = report_table(items)
+    rows = [(f"{t.bank} {bank_names.get(t.bank, '')}".strip(), t.tax, *_cells(values)) for t, values in lines]
     rows.append(("TOTAL", "ALL", *_cells(sums)))
     return rows
 

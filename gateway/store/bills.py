@@ -5,6 +5,8 @@ from datetime import date
 
 import asyncpg
 
+from gateway.store.money import QUOTE_COLUMNS
+
 _BILL = (
     "SELECT b.*, ap.payment_id AS active_payment_id, p.ntpd AS active_ntpd, p.bank_code AS active_bank,"
     # The NOP's unpaid PBB years in the window, for "other unpaid years" (field 62 slot 15).
@@ -40,8 +42,7 @@ _KEYED_PAYMENT = _KEYED.format(bill=_FOR_INQUIRY.replace(
     "SELECT b.*, nextval('ntpd_serial') AS serial,"
     " EXISTS (SELECT 1 FROM tombstones t WHERE t.bank_code = $7 AND t.stan = $9 AND t.transmitted = $10"
     "  AND t.transmitted_year = $11) AS tombstoned,"
-    " (SELECT row(q.id, q.principal, q.penalty, q.total, q.months_late, q.discount, q.penalty_waived,"
-    "  q.relief_id, q.relief_name, q.relief_decree) FROM quotes q"
+    f" (SELECT row({', '.join('q.' + c for c in QUOTE_COLUMNS.split(', '))}) FROM quotes q"
     "  WHERE q.bill_id = b.id AND q.bank_code = $7 AND q.total = $12 AND q.principal + q.discount = b.principal"
     "  AND q.expires_at > statement_timestamp() + make_interval(secs => $13::float8)"
     "  ORDER BY q.created_at DESC LIMIT 1) AS quote,"))
