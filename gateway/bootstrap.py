@@ -16,12 +16,13 @@ from gateway.config import Config
 from gateway.engine import Engine
 from gateway.proofs.keys import KeyStore
 from gateway.service.context import ServiceContext
+from gateway.service.inquiry_recorder import InquiryRecorder
 from gateway.service.lookups import Lookups
 from gateway.settlement.service import TreasuryService
 from gateway.staff.dashboard import DashboardService
 from gateway.staff.support import SupportService
 from gateway.staff.tax_object import TaxObjectService
-from gateway.store.db import connect, connection, create_pool, database_url
+from gateway.store.db import connect, connection, create_pool, database_url, work_deadline_s
 from gateway.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.store.message_log import MessageLog
 from gateway.store.migrate import Migration, migrate
@@ -46,6 +47,11 @@ class Services:
     tax_objects: TaxObjectService
     dashboard: DashboardService
     dsn: str
+
+    def inquiry_recorder(self) -> InquiryRecorder:
+        """The write-behind of inquiries' quotes and keys over this pool (gateway.service.inquiry_recorder)."""
+        return InquiryRecorder(self.pool, acquire_timeout_s=self.config.database.acquire_timeout_ms / 1000,
+                               write_timeout_s=work_deadline_s(self.config.database))
 
     def message_log(self) -> MessageLog:
         """The batched message-log writer over this pool, with the configured bounds (not started)."""

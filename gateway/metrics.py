@@ -30,6 +30,9 @@ MESSAGE_LOG_BACKLOG = Gauge("gateway_message_log_backlog", "Message log rows que
                             registry=REGISTRY, multiprocess_mode="livesum")
 MESSAGE_LOG_ROWS = Counter("gateway_message_log_rows_total", "Message log rows by outcome", ["outcome"],
                            registry=REGISTRY)
+INQUIRY_RECORDS = Counter("gateway_inquiry_records_total",
+                          "Approved inquiries' quotes and keys written behind their answers, by outcome", ["outcome"],
+                          registry=REGISTRY)
 BILL_WAITERS = Gauge("gateway_bill_requests", "Payment requests holding or waiting for their bill's turn in this process",
                      registry=REGISTRY, multiprocess_mode="livesum")
 UNCLOSED_DATES = Gauge("gateway_business_dates_unclosed",

@@ -58,10 +58,15 @@ class InquiryService:
                        matches: Callable[[asyncpg.Record], bool] | None = None) -> InquiryResult:
         """One read (the bill, the database's clock, an answer already stored under the key), the answer
         worked out, then its quote and key written without waiting for a synchronous commit (spec/domain.md
-        "Quotes"): no transaction, nothing durable on the inquiry's path."""
+        "Quotes"): no transaction, nothing durable on the inquiry's path. With the context's recorder
+        (``gateway serve``) they are written behind the answer, and the read is the only round trip."""
         now = self.ctx.clock.now()
         business_date = self.ctx.business_date(now)
         keyed = key if bank is not None else None
+        recorder = self.ctx.inquiries
+        if keyed is not None and recorder is not None and bank is not None \
+                and (pending := recorder.pending_answer(keyed.channel, bank, keyed.key)) is not None:
+            return answer_repeat(pending, keyed, operation, InquiryResult)
 
         async def work(conn: asyncpg.Connection) -> InquiryResult:
             row = await bill_store.read_keyed(conn, tax, bill_key, tax_year_window(business_date), business_date,
@@ -75,6 +80,13 @@ class InquiryService:
                 return result
             key_values = (keyed.channel, keyed.key, keyed.content_hash(), operation,
                           json.dumps(to_json(result))) if keyed is not None else None
+            if recorder is not None:
+                earlier = recorder.add(bank, (tax, bill_key), quote, key_values)
+                if earlier is None:
+                    return result
+                # The same key answered a moment ago on this process, its write still pending: a repeat.
+                assert keyed is not None, "only a keyed inquiry can be pending under its key"
+                return answer_repeat(earlier, keyed, operation, InquiryResult)
             if await money.record_inquiry(conn, bank, quote, key_values):
                 return result
             # The same key's answer was stored between the read and this write: a repeat after all.

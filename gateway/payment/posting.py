@@ -151,6 +151,13 @@ class PaymentService:
         assert self.ctx.bills is not None  # ServiceContext.__post_init__ makes one
         try:
             async with self.ctx.bills.turn((tax, bill_key), deadline):
+                if self.ctx.inquiries is not None:
+                    # This process's inquiry of the bill (its quote), or one under this request's key, may
+                    # still be on its way to the database: the read below must see it.
+                    await self.ctx.inquiries.settled(
+                        (tax, bill_key), (req.key.channel, req.bank, req.key.key) if req.key is not None else None,
+                        deadline - time.monotonic())
+
                 async def fast_work(conn: asyncpg.Connection) -> _Fast:
                     return _Fast(result=await fast(conn))
 

@@ -15,6 +15,7 @@ from gateway.domain.penalty import PenaltyPolicy
 from gateway.domain.relief import ReliefProgram
 from gateway.proofs.keys import KeyStore
 from gateway.service.bill_queue import BillQueue
+from gateway.service.inquiry_recorder import InquiryRecorder
 from gateway.store.db import work_deadline_s
 
 
@@ -29,6 +30,9 @@ class ServiceContext:
     bills: BillQueue | None = None
     # The relief programs in force: the configuration's, replaced whole on SIGHUP like the bank list.
     relief: tuple[ReliefProgram, ...] | None = None
+    # Writes approved inquiries' quotes and keys behind their answers (``gateway serve``); without one (the
+    # command line, tests of the rules) each inquiry writes its own before it answers.
+    inquiries: InquiryRecorder | None = None
 
     def __post_init__(self) -> None:
         if not self.banks:

@@ -73,6 +73,50 @@ async def record_inquiry(conn: asyncpg.Connection, bank: str, quote: NewQuote | 
     return key is None or stored == 1
 
 
+# Many approved inquiries' quotes and keys in one statement, asynchronously committed like _QUOTE_AND_KEY
+# (gateway.service.inquiry_recorder writes them behind the answers). Arrays, one element per row: $1-$12 the
+# quotes, $13-$18 the keys. A key already taken (the same request answered meanwhile by another process)
+# is skipped.
+_QUOTES_AND_KEYS = """
+WITH s AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v),
+q AS (INSERT INTO quotes (bill_id, bank_code, principal, penalty, total, months_late, created_at, expires_at,
+                         discount, penalty_waived, relief_id, relief_name, relief_decree)
+      SELECT u.bill_id, u.bank, u.principal, u.penalty, u.principal + u.penalty, u.months_late, u.created_at,
+             u.expires_at, u.discount, u.penalty_waived, u.relief_id, u.relief_name, u.relief_decree
+      FROM s, unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::smallint[], $6::timestamptz[],
+                     $7::timestamptz[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])
+              AS u(bill_id, bank, principal, penalty, months_late, created_at, expires_at, discount,
+                   penalty_waived, relief_id, relief_name, relief_decree)),
+k AS (INSERT INTO message_keys (channel, bank_code, key, content_hash, operation, answer)
+      SELECT u.channel, u.bank, u.key, u.content_hash, u.operation, u.answer::json
+      FROM s, unnest($13::text[], $14::text[], $15::text[], $16::bytea[], $17::text[], $18::text[])
+              AS u(channel, bank, key, content_hash, operation, answer)
+      ON CONFLICT DO NOTHING RETURNING id)
+SELECT count(*) FROM s, k
+"""
+
+
+async def record_inquiries(conn: asyncpg.Connection,
+                           quotes: list[tuple[str, NewQuote]],
+                           keys: list[tuple[str, tuple[str, str, bytes, str, str]]], *,
+                           timeout: float | None = None) -> int:
+    """Record ``quotes`` = [(bank, quote)] and ``keys`` = [(bank, (channel, key, content hash, operation,
+    answer as JSON text))] in one asynchronously committed statement; the number of keys written (a key
+    already taken is skipped)."""
+    qcols: list[list] = [[] for _ in range(12)]
+    for bank, q in quotes:
+        values = (q.bill_id, bank, q.principal, q.penalty, q.months_late, q.created_at, q.expires_at, q.discount,
+                  q.penalty_waived, *_relief_args(q.relief))
+        for column, value in zip(qcols, values):
+            column.append(value)
+    kcols: list[list] = [[] for _ in range(6)]
+    for bank, (channel, name, content_hash, operation, answer) in keys:
+        for column, item in zip(kcols, (channel, bank, name, content_hash, operation, answer)):
+            column.append(item)
+    written: int = await conn.fetchval(_QUOTES_AND_KEYS, *qcols, *kcols, timeout=timeout)
+    return written
+
+
 # A quote as a payment books it: the amounts to pay, the reductions and the program (spec/domain.md "Quotes").
 QUOTE_COLUMNS = ("id, principal, penalty, total, months_late, discount, penalty_waived, relief_id, relief_name,"
                  " relief_decree")

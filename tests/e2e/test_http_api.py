@@ -19,7 +19,7 @@ from gateway.domain.bills import Tax
 from gateway.domain.ntpd import make_ntpd, parse_ntpd
 from gateway.domain.sspd import make_registration
 from helpers.dates import today
-from helpers.db import bill_status, counts
+from helpers.db import bill_status, counts, poll_rows
 from helpers.gateway import bank_toml, gateway_behind_proxy, start, two_banks, wait_http
 from helpers.http import (
     BPHTB_NOP,
@@ -81,7 +81,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     assert body == {"response_code": "00", "message": "approved", "business_date": day, "bill": pbb_bill(),
                     "amount": no_relief(PRINCIPAL, 0, PRINCIPAL, 0),
                     "other_unpaid_years": [YEAR - 3]}
-    quote = await db.fetchrow("SELECT bank_code, principal, penalty, total FROM quotes")
+    (quote,) = await poll_rows(db, "SELECT bank_code, principal, penalty, total FROM quotes")
     assert tuple(quote) == ("110", PRINCIPAL, 0, PRINCIPAL)
 
     # The late year: penalty capped.
@@ -100,7 +100,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     assert_problem(await bank.pbb_inquiry("3275010001001000AB", YEAR), 400, "30")
     assert_problem(await bank.pbb_inquiry("32750100010010001", YEAR), 400, "30")
     assert_problem(await bank.pbb_inquiry(NOP, "20x6"), 400, "30")
-    assert await db.fetchval("SELECT count(*) FROM quotes") == 2
+    assert (await counts(db, ("quotes",)))["quotes"] == 2
 
     # Arrears: newest first, paid and cancelled years at 0, read-only.
     for nop in (NOP, NOP_DISPLAY):
@@ -120,7 +120,7 @@ async def test_pbb_inquiry_arrears_payment_status_receipt(gateway, db, http_clie
     body = assert_business(await bank.call("GET", "/v1/pbb/bills/327501000100100099"), "14")
     assert "bills" not in body
     assert_problem(await bank.call("GET", "/v1/pbb/bills/32750100010010009X"), 400, "30")
-    assert await db.fetchval("SELECT count(*) FROM quotes") == 2  # arrears records no quote
+    assert (await counts(db, ("quotes",)))["quotes"] == 2  # arrears records no quote
 
     # Payment.
     answer = await bank.pbb_payment("pay-1", **pbb_body(ntb="ABC123", terminal_id="TLR0001"))
@@ -213,8 +213,7 @@ async def test_bphtb_inquiry_cross_check_and_payment(gateway, db, http_client):
     assert_business(await bank.bphtb_inquiry(make_registration(2026, 11, 999)), "14")
     body = assert_business(await bank.bphtb_inquiry(expired), "33")
     assert body["bill"]["status"] == "unpaid"
-    quotes = await db.fetchval("SELECT count(*) FROM quotes")
-    assert quotes == 4
+    assert (await counts(db, ("quotes",)))["quotes"] == 4
 
     pay = {"registration_number": registration, "amount": 5_100_000, "ntb": "B-1", "channel": "internet"}
     assert_business(await bank.bphtb_payment("b-1", **pay, nop=NOP), "14")
@@ -426,14 +425,14 @@ async def test_500_96_internal_failure(gateway, db, http_client):
         BEGIN IF (SELECT tax_year FROM bills WHERE id = NEW.bill_id) = {YEAR} THEN
                   RAISE EXCEPTION 'internal failure' USING ERRCODE = 'XX000'; END IF;
               RETURN NEW; END $$;
-        CREATE TRIGGER test_boom BEFORE INSERT ON quotes FOR EACH ROW EXECUTE FUNCTION test_boom();
+        CREATE TRIGGER test_boom BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION test_boom();
     """)
     bank = http_client()
-    assert_problem(await bank.pbb_inquiry(NOP, YEAR), 500, "96")
+    assert_problem(await bank.pbb_payment("boom", **pbb_body()), 500, "96")
     assert gateway.proc.poll() is None
-    assert_business(await bank.pbb_inquiry(NOP, YEAR - 1), "00")
+    assert_business(await bank.pbb_payment("fine", **pbb_body(year=YEAR - 1)), "00")
     c = await counts(db)
-    assert (c["quotes"], c["message_keys"]) == (1, 0)
+    assert (c["payments"], c["message_keys"]) == (1, 1)
 
 
 # -- idempotency -----------------------------------------------------------------------------------
