@@ -21,6 +21,8 @@ class SignedProof:
     signature: str  # base64url, no padding
     kid: str
     validation_code: str  # 16 Crockford characters, no dashes
+    # The document as JSON text, the signed bytes themselves (what the proofs table stores).
+    document_json: str = ""
 
 
 def sign(document: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str) -> SignedProof:
@@ -30,10 +32,10 @@ def sign(document: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str) 
         raise AssertionError(f"document names key {document.get('kid')!r}, signing with {kid!r}")
     # A copy: the signed proof must not change if the caller goes on editing its dict.
     doc = dict(document)
-    signature = private_key.sign(canonical_bytes(doc))
-    return SignedProof(
-        document=doc, signature=b64url(signature), kid=kid, validation_code=validation_code(signature)
-    )
+    signed = canonical_bytes(doc)
+    signature = private_key.sign(signed)
+    return SignedProof(document=doc, signature=b64url(signature), kid=kid, validation_code=validation_code(signature),
+                       document_json=signed.decode())
 
 
 def verify(document: Mapping[str, Any], signature_b64url: str, public_key: Ed25519PublicKey) -> bool:

@@ -191,7 +191,7 @@ _INSERT_PAYMENT = (f"WITH pay AS (INSERT INTO payments ({_PAYMENT_COLUMNS}) VALU
 def _payment_args(p: "NewPayment") -> tuple:
     return (p.ntpd, p.bill_id, p.tax, p.bank, p.channel, p.via, p.ntb, p.terminal_id or None, p.rrn, p.stan,
             p.transmitted, p.principal, p.penalty, p.months_late, p.quote_id, p.business_date, p.paid_at,
-            p.proof.kid if p.proof else None, json.dumps(p.proof.document) if p.proof else None,
+            p.proof.kid if p.proof else None, (p.proof.document_json or json.dumps(p.proof.document)) if p.proof else None,
             p.proof.signature if p.proof else None, p.proof.validation_code if p.proof else None,
             p.transmitted_year, p.discount, p.penalty_waived, *_relief_args(p.relief))
 

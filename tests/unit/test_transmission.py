@@ -29,3 +29,26 @@ def test_a_moment_within_five_months_keeps_its_year(moment, skew_s):
     moment = moment.replace(microsecond=0, tzinfo=UTC)
     now = moment + timedelta(seconds=skew_s)
     assert transmission_year(moment.strftime("%m%d%H%M%S"), now) == moment.year
+
+
+def nearest_of_three(field7: str, now: datetime) -> int:
+    """The rule as written: of the moment in the year before, the same year and the year after, the nearest."""
+    best = None
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            moment = datetime(year, int(field7[0:2]), int(field7[2:4]), int(field7[4:6]), int(field7[6:8]),
+                              int(field7[8:10]), tzinfo=UTC)
+        except (ValueError, IndexError):
+            continue
+        if best is None or abs((moment - now).total_seconds()) < best[0]:
+            best = (abs((moment - now).total_seconds()), year)
+    return best[1] if best is not None else now.year
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)),
+       st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)))
+def test_the_shortcut_for_a_moment_within_half_a_year_gives_the_nearest_of_three(moment, now):
+    """Any field 7 against any clock (days or years apart, 29 February too): the shortcut agrees with the rule."""
+    now = now.replace(tzinfo=UTC)
+    field7 = moment.strftime("%m%d%H%M%S")
+    assert transmission_year(field7, now) == nearest_of_three(field7, now)
