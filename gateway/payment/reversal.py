@@ -5,6 +5,8 @@ unknown is answered RC 00 and remembered as a tombstone, so the payment, if it e
 """
 from __future__ import annotations
 
+import time
+
 import asyncpg
 
 from gateway.domain.codes import RC
@@ -64,11 +66,14 @@ class ReversalService:
                                           tombstone=True)
             return await self._reverse(conn, req, payment, amount, business_date, now)
 
+        deadline = time.monotonic() + self.ctx.request_budget_s
         if self.ctx.inquiries is not None and req.key is not None:
-            # An inquiry under this request's key may still be on its way to the database (a reused key: 94).
-            await self.ctx.inquiries.settled(None, (req.key.channel, req.bank, req.key.key), self.ctx.request_budget_s)
+            # An inquiry under this request's key may still be on its way to the database (a reused key: 94);
+            # half the time at most, as for a payment.
+            await self.ctx.inquiries.settled(None, (req.key.channel, req.bank, req.key.key),
+                                             self.ctx.request_budget_s / 2)
         return await run_once(self.ctx, bank=req.bank, key=req.key, operation="reversal",
-                              result_type=ReversalResult, work=work, answer_log=req.answer_log)
+                              result_type=ReversalResult, work=work, answer_log=req.answer_log, deadline=deadline)
 
     async def _reverse(self, conn, req, payment, amount, business_date, now) -> ReversalResult:
         base = dict(business_date=business_date, ntpd=payment["ntpd"], amount=payment["total"],

@@ -96,8 +96,13 @@ def test_the_readme_walkthrough_works_as_written(demo):
         elif argv[1:3] == ["bank-sim", "echo"]:
             assert field(output, "response code") == "00", output
         elif argv[1:3] == ["bank-sim", "load"]:
-            codes = set(re.findall(r"\b(\d\d):\d+", output))
-            assert run.returncode == 0 and codes and codes <= {"00", "88"}, output  # 88: a bill paid already
+            counted: dict[str, int] = {}
+            for code, n in re.findall(r"\b(\d\d):(\d+)", output):  # per operation: summed
+                counted[code] = counted.get(code, 0) + int(n)
+            # 88: a bill paid already. 91: a request the gateway could not finish within its 2 s bound, the
+            # contract's answer when the machine is starved (a loaded test run): a few, never most.
+            assert run.returncode == 0 and set(counted) <= {"00", "88", "91"}, output
+            assert counted.get("00", 0) > 10 * counted.get("91", 0), output
         else:  # over HTTP, signed with the demo bank's published secret
             assert "HTTP 200" in output and '"response_code": "00"' in output, f"{command}:\n{output}"
             if argv[2] == "pay":
