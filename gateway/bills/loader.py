@@ -25,8 +25,7 @@ reversal marking it unpaid) in the transaction that adds or removes the active p
 
 Imports of one tax are serialized by an advisory lock (held by the import's session across its
 batches), so new bills are inserted with a plain INSERT (measured ~20% faster than INSERT ... ON
-CONFLICT for a million rows). For the same reason a batch whose key range holds no bill yet (a fresh
-load, a new district) is inserted without the update's join and the insert's look-up of each row.
+CONFLICT for a million rows).
 """
 from __future__ import annotations
 
@@ -139,14 +138,8 @@ async def upsert_batches(conn: asyncpg.Connection, tax: str, batches: Iterable[B
     try:
         for batch in batches:
             async with bill_import.batch_transaction(conn):
-                if not await bill_import.range_has_bills(conn, tax, batch.first_key, batch.last_key):
-                    # Only new bills (a fresh load): insert them without looking each one up first.
-                    kept = []
-                    inserted = await bill_import.insert_fresh_batch(conn, tax, batch.first_key, batch.last_key)
-                else:
-                    kept = await bill_import.update_batch_from_staging(conn, tax, batch.first_key, batch.last_key)
-                    inserted = await bill_import.insert_batch_from_staging(conn, tax, batch.first_key,
-                                                                           batch.last_key)
+                kept = await bill_import.update_batch_from_staging(conn, tax, batch.first_key, batch.last_key)
+                inserted = await bill_import.insert_batch_from_staging(conn, tax, batch.first_key, batch.last_key)
                 if kept:
                     await bill_import.use_nested_loops(conn)
                 conflicts = await _sort_out_kept(conn, kept)

@@ -113,16 +113,6 @@ WHERE NOT EXISTS (SELECT 1 FROM bills b WHERE b.tax = $1 AND b.bill_key = s.bill
 _INSERT = _INSERT_ALL.replace("{bills}", "").replace("{staged}", "")
 _INSERT_BATCH = _INSERT_ALL.replace("{bills}", _BILLS_IN_BATCH).replace("{staged}", _STAGED_IN_BATCH)
 
-# 2'. New bills of a key range that has none yet (a fresh load, or a new district): nothing to update and
-#     nothing to compare, so neither the update's join nor the insert's anti-join probes bills once per row.
-_RANGE_HAS_BILLS = "SELECT EXISTS (SELECT 1 FROM bills b WHERE b.tax = $1" + _BILLS_IN_BATCH + ")"
-_INSERT_FRESH_BATCH = f"""
-INSERT INTO bills (tax, {", ".join(_DATA_COLUMNS)})
-SELECT $1::text, {", ".join(f"s.{c}" for c in _DATA_COLUMNS)}
-FROM {STAGING_TABLE} s
-WHERE true{_STAGED_IN_BATCH}
-"""
-
 # 3. Among the kept rows (fresh snapshot; this transaction holds their row locks, so no payment or
 #    reversal of them can commit meanwhile): those with an active payment are conflicts...
 _CONFLICTS = f"""
@@ -277,18 +267,6 @@ async def update_batch_from_staging(conn: asyncpg.Connection, tax: str, first_ke
 async def insert_batch_from_staging(conn: asyncpg.Connection, tax: str, first_key: str, last_key: str) -> int:
     """Step 2 for the staged keys first_key..last_key; the number of new bills."""
     return _count(await conn.execute(_INSERT_BATCH, tax, first_key, last_key, timeout=LONG_TIMEOUT))
-
-
-async def range_has_bills(conn: asyncpg.Connection, tax: str, first_key: str, last_key: str) -> bool:
-    """Whether ``bills`` holds any bill of ``tax`` with a key in first_key..last_key (one index probe)."""
-    found: bool = await conn.fetchval(_RANGE_HAS_BILLS, tax, first_key, last_key, timeout=LONG_TIMEOUT)
-    return found
-
-
-async def insert_fresh_batch(conn: asyncpg.Connection, tax: str, first_key: str, last_key: str) -> int:
-    """Step 2' for the staged keys first_key..last_key, when :func:`range_has_bills` said none exists (the
-    import's advisory lock keeps it so: only imports insert bills); the number of new bills."""
-    return _count(await conn.execute(_INSERT_FRESH_BATCH, tax, first_key, last_key, timeout=LONG_TIMEOUT))
 
 
 async def use_nested_loops(conn: asyncpg.Connection) -> None:
