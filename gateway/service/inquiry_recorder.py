@@ -64,12 +64,14 @@ class InquiryRecorder:
         self._bills: dict[Bill, asyncio.Future[None]] = {}  # pending quotes: the batch that holds the newest
         self._keys: dict[Key, tuple[asyncio.Future[None], bytes, str, str]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writing = 0
         self.written = 0
         self.dropped = 0
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + (0 if self._task is None else 1)
+        """Inquiries whose quote and key are not yet written (queued, or in the batch being written)."""
+        return len(self._queue) + self._writing
 
     def pending_answer(self, channel: str, bank: str, key: str) -> StoredAnswer | None:
         """The answer of a keyed inquiry not yet written, as the database will hold it."""
@@ -126,9 +128,11 @@ class InquiryRecorder:
             while self._queue:
                 batch, done = self._queue, self._next
                 self._queue, self._next = [], None
+                self._writing = len(batch)
                 try:
                     await self._write(batch)
                 finally:
+                    self._writing = 0
                     self._forget(batch, done)
         finally:
             self._task = None
