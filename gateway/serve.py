@@ -32,7 +32,7 @@ async def serve(config: Config, config_path: str | None) -> int:
         message_log = services.message_log()
         message_log.start()
         # Inquiries answer after their one read; their quotes and keys follow in batches.
-        services.ctx.inquiries = services.inquiry_recorder()
+        inquiries = services.ctx.inquiries = services.inquiry_recorder()
         kid = services.keys.init()  # a first key on a new installation; an existing store is left alone
         log.info("proof signing key", kid=kid)
         if config.clock_offset_seconds:
@@ -68,7 +68,7 @@ async def serve(config: Config, config_path: str | None) -> int:
         for task in (upkeep, heart, watchdog):
             if task is not None:
                 task.cancel()
-        await services.ctx.inquiries.close()
+        await inquiries.close()
         await message_log.close()
     log.info("stopped")
     return 0
