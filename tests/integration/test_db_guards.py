@@ -362,3 +362,39 @@ async def test_normal_paths_are_refused_nothing(rt_engine, runtime_pool, db, db_
     assert (report.loaded, report.updated, report.invalid, report.conflicts) == (1, 0, 0, 1)
     statuses = {r["nop"]: r["status"] for r in await db.fetch("SELECT nop, status FROM bills WHERE tax_year = 2026")}
     assert (statuses[NOPS[2]], statuses["327501000100100060"]) == ("paid", "unpaid")
+
+
+# -- digit rules (0016: the same rules as 0001, without bounded repetitions) ---------------------------
+
+
+_PBB_ROW = ("INSERT INTO bills (tax, bill_key, nop, tax_year, taxpayer_name, principal, due_date, status)"
+            " VALUES ('PBB', $1 || '2026', $1, 2026, 'SITI AMINAH', 1000, '2026-08-31', 'unpaid')")
+_BPHTB_ROW = ("INSERT INTO bills (tax, bill_key, nop, tax_year, taxpayer_name, principal, valid_until, nik,"
+              " status) VALUES ('BPHTB', $1, '327501000100100010', 2026, 'SITI AMINAH', 1000, '2026-12-31', $2,"
+              " 'unpaid')")
+
+
+@pytest.mark.parametrize("nop", ["32750100010010001", "32750100010010001x",
+                                 "3275010001 0100010", "32750100010010001 ", "３２75010001001000１", ""])
+async def test_a_nop_must_be_18_digits(db, nop):
+    error = await refused(db, _PBB_ROW, nop, error=asyncpg.CheckViolationError)
+    assert error.constraint_name in ("bills_nop_check", "bills_check")
+
+
+async def test_digit_rules_accept_what_they_should(db):
+    await db.execute(_PBB_ROW, "327501000100100010")
+    await db.execute(_BPHTB_ROW, "12345678901234", "3275010101900001")
+    assert await db.fetchval("SELECT count(*) FROM bills") == 2
+
+
+@pytest.mark.parametrize(("key", "nik", "constraint"), [
+    ("1234567890123", "3275010101900001", "bills_check1"),
+    ("1234567890123x", "3275010101900001", "bills_check1"),
+    ("123456789012345", "3275010101900001", "bills_check1"),
+    ("12345678901234", "327501010190000", "bills_nik_check"),
+    ("12345678901234", "327501010190000x", "bills_nik_check"),
+    ("12345678901234", "32750101 1900001", "bills_nik_check"),
+])
+async def test_bphtb_key_and_nik_digit_rules(db, key, nik, constraint):
+    error = await refused(db, _BPHTB_ROW, key, nik, error=asyncpg.CheckViolationError)
+    assert error.constraint_name == constraint
