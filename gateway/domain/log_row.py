@@ -42,20 +42,18 @@ class LogRow:
     detail: str | None = None
 
     def record(self) -> tuple:
-        """The row as COPY takes it, every text made writable and bounded."""
-        values: list[Any] = []
-        for name in COLUMNS:  # not dataclasses.fields(): this runs for every message
-            value = getattr(self, name)
-            if name == "fields":
-                value = None if value is None else json.dumps(_clean_json(value, depth=0))
-            elif name == "detail":
-                value = loggable(value, DETAIL_MAX)
-            elif isinstance(value, str):
-                value = loggable(value, TEXT_MAX)
-            elif name == "elapsed_ms" and value is not None:
-                value = float(value)
-            values.append(value)
-        return tuple(values)
+        """The row as COPY takes it (in COLUMNS' order), every text made writable and bounded."""
+        # Written out column by column: this runs twice for every message, and the usual text (printable,
+        # within its bound) is kept as it is without a call.
+        return (
+            self.logged_at, _text(self.channel), _text(self.direction), _text(self.event), _text(self.bank_code),
+            _text(self.connection_id), _text(self.peer), _text(self.mti), _text(self.processing_code),
+            _text(self.stan), _text(self.transmitted), _text(self.rrn), _text(self.response_code),
+            _text(self.bill_id), _text(self.ntpd), _text(self.message_key),
+            None if self.elapsed_ms is None else float(self.elapsed_ms),
+            None if self.fields is None else json.dumps(_clean_json(self.fields, depth=0)),
+            loggable(self.detail, DETAIL_MAX),
+        )
 
     def quarantined(self, reason: str) -> tuple:
         """What is known to be writable of a row the database refused: when, where, and why not."""
@@ -65,6 +63,18 @@ class LogRow:
 
 
 COLUMNS = [f.name for f in fields(LogRow)]
+# record() names the columns itself, in this order.
+if COLUMNS != ["logged_at", "channel", "direction", "event", "bank_code", "connection_id", "peer", "mti",
+               "processing_code", "stan", "transmitted", "rrn", "response_code", "bill_id", "ntpd", "message_key",
+               "elapsed_ms", "fields", "detail"]:
+    raise ImportError("LogRow's fields and LogRow.record() disagree")
+
+
+def _text(value: Any) -> Any:
+    """A text column's value: the usual one as it is, any other text through ``loggable`` (not text: as is)."""
+    if type(value) is str and len(value) <= TEXT_MAX and value.isprintable():
+        return value
+    return loggable(value, TEXT_MAX) if isinstance(value, str) else value
 
 
 def _clean_json(value: Any, depth: int) -> Any:
@@ -72,9 +82,15 @@ def _clean_json(value: Any, depth: int) -> Any:
     if depth > 4:
         return "…"
     if isinstance(value, str):  # the usual value, first
-        return loggable(value, FIELD_VALUE_MAX)
+        return value if len(value) <= FIELD_VALUE_MAX and value.isprintable() else loggable(value, FIELD_VALUE_MAX)
     if isinstance(value, dict):
-        return {loggable(str(k), 64): _clean_json(v, depth + 1) for k, v in list(value.items())[:FIELDS_MAX]}
+        # A message's fields: short printable keys and values, kept as they are without a call each.
+        out: dict[str, Any] = {}
+        for k, v in list(value.items())[:FIELDS_MAX]:
+            key = k if type(k) is str and len(k) <= 64 and k.isprintable() else (loggable(str(k), 64) or "")
+            out[key] = v if depth < 4 and type(v) is str and len(v) <= FIELD_VALUE_MAX and v.isprintable() \
+                else _clean_json(v, depth + 1)
+        return out
     if isinstance(value, (list, tuple)):
         return [_clean_json(v, depth + 1) for v in list(value)[:FIELDS_MAX]]
     if value is None or isinstance(value, (bool, int)):

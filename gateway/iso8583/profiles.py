@@ -72,7 +72,8 @@ def ascii_text(text: str, width: int) -> str:
     # One "?" per code point, before cutting, so the cut is at the same place as the original text's.
     # Control characters are replaced too: a tab or newline inside a fixed-width slot would break
     # the layout on a bank's screen or printer.
-    clean = "".join(c if c in _PRINTABLE else "?" for c in text)
+    # On ASCII text str.isprintable() is exactly the range 0x20-0x7E: the usual slot is checked in C.
+    clean = text if text.isascii() and text.isprintable() else "".join(c if c in _PRINTABLE else "?" for c in text)
     return clean[:width].ljust(width)
 
 

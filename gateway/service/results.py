@@ -107,16 +107,33 @@ class ReversalResult:
 
 
 def to_json(result: Any) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, (datetime, date)):
-            return value.isoformat()
-        if isinstance(value, tuple):
-            return [convert(v) for v in value]
-        return value
+    """``result`` as JSON values: dataclasses as objects, dates as ISO text, tuples as lists; anything else
+    (text, numbers, a proof's dict) as it is. Runs for every approved request (its stored answer)."""
+    return _convert(result)
 
-    return convert(result)
+
+_AS_IS = frozenset((str, int, bool, float, type(None)))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}     # per result class, looked up once
+
+
+def _convert(value: Any) -> Any:
+    cls = type(value)
+    if cls in _AS_IS:
+        return value
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None:
+        out = {}
+        for name in names:
+            item = getattr(value, name)
+            out[name] = item if type(item) in _AS_IS else _convert(item)
+        return out
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_convert(v) for v in value]
+    return value
 
 
 def from_json(cls: type, data: dict[str, Any]) -> Any:
