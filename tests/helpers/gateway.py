@@ -156,12 +156,16 @@ class PgProxy:
         self.url = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
         self.server: asyncio.AbstractServer | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        # Bumped by each cut: a connection accepted before a cut whose upstream connect completes after it
+        # (the pool opening one just then) must not survive the cut.
+        self.generation = 0
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
 
     async def cut(self) -> None:
         assert self.server is not None
+        self.generation += 1
         self.server.close()
         await self.server.wait_closed()
         self.server = None
@@ -170,6 +174,10 @@ class PgProxy:
         self.writers.clear()
 
     async def _handle(self, reader, writer) -> None:
+        if self.server is None or not self.server.is_serving():
+            writer.transport.abort()            # accepted just before a cut
+            return
+        generation = self.generation
         try:
             if self.unix_path:
                 up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
@@ -177,6 +185,10 @@ class PgProxy:
                 up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if generation != self.generation:       # cut while connecting upstream
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         self.writers.update((writer, up_writer))
 
