@@ -156,16 +156,12 @@ class PgProxy:
         self.url = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
         self.server: asyncio.AbstractServer | None = None
         self.writers: set[asyncio.StreamWriter] = set()
-        # Bumped by each cut: a connection accepted before a cut whose upstream connect completes after it
-        # (the pool opening one just then) must not survive the cut.
-        self.generation = 0
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
 
     async def cut(self) -> None:
         assert self.server is not None
-        self.generation += 1
         self.server.close()
         await self.server.wait_closed()
         self.server = None
@@ -174,10 +170,12 @@ class PgProxy:
         self.writers.clear()
 
     async def _handle(self, reader, writer) -> None:
-        if self.server is None or not self.server.is_serving():
-            writer.transport.abort()            # accepted just before a cut
+        # A connection accepted just before a cut, or whose upstream connect completes after one (the pool
+        # opening one just then), must not survive the cut: it belongs to the server that accepted it.
+        server = self.server
+        if server is None or not server.is_serving():
+            writer.transport.abort()
             return
-        generation = self.generation
         try:
             if self.unix_path:
                 up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
@@ -186,7 +184,7 @@ class PgProxy:
         except OSError:
             writer.transport.abort()
             return
-        if generation != self.generation:       # cut while connecting upstream
+        if self.server is not server or not server.is_serving():     # cut while connecting upstream
             writer.transport.abort()
             up_writer.transport.abort()
             return
