@@ -18,6 +18,7 @@ from gateway.http.app import HttpServices, build_app
 from gateway.http.protocol import GatewayRunner
 from gateway.iso8583.messages import Router
 from gateway.iso8583.server import IsoServer
+from gateway.runtime import settle_heap
 from gateway.service.context import ServiceContext
 from gateway.service.housekeeping import housekeeping
 from gateway.staff.accounts import audit_soon
@@ -56,6 +57,7 @@ async def serve(config: Config, config_path: str | None) -> int:
             shutil.rmtree(hearts, ignore_errors=True)
         heart = asyncio.create_task(systemd.Heartbeat(hearts, str(slot[0] if slot else 0)).run(services.pool))
         watchdog = asyncio.create_task(_notify_systemd(hearts)) if slot is None else None
+        settle_heap()
         await _until_signalled(lambda: _reload(config_path, iso, services.ctx, audits=slot is None or slot[0] == 0))
         systemd.notify("STOPPING=1")
         log.info("shutting down: no new connections, finishing requests in flight")
