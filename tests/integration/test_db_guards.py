@@ -398,3 +398,27 @@ async def test_digit_rules_accept_what_they_should(db):
 async def test_bphtb_key_and_nik_digit_rules(db, key, nik, constraint):
     error = await refused(db, _BPHTB_ROW, key, nik, error=asyncpg.CheckViolationError)
     assert error.constraint_name == constraint
+
+
+# -- room on each page of bills for a payment's and a reversal's update (0017) ---------------------------
+
+
+async def test_a_payment_and_its_reversal_update_the_bill_on_its_own_page(rt_engine, db):
+    # Enough bills that the first pages are as full as the table lets them be, as after an import.
+    nops = [f"3275010001{k:08d}" for k in range(1, 401)]
+    for nop in nops:
+        await add_pbb(db, nop=nop)
+    page = "SELECT (ctid::text::point)[0]::int FROM bills WHERE nop = $1 AND tax_year = 2026"
+    first = nops[0]
+    assert await db.fetchval(page, first) == 0
+    assert await db.fetchval("SELECT max((ctid::text::point)[0])::int FROM bills") >= 3
+    assert await db.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'bills'") == ["fillfactor=90"]
+    paid = await rt_engine.pay_pbb(pbb(first, "000001"))
+    assert paid.rc == "00"
+    # The new version of the row stayed on page 0 (a HOT update: no new entry in the three indexes);
+    # at fillfactor 100 the page would be full and it would have gone to the last page.
+    assert (await db.fetchval(page, first), await db.fetchval("SELECT status FROM bills WHERE nop = $1", first)) \
+        == (0, "paid")
+    assert (await rt_engine.reverse(reversal(paid.ntpd, "000002"))).rc == "00"
+    assert (await db.fetchval(page, first), await db.fetchval("SELECT status FROM bills WHERE nop = $1", first)) \
+        == (0, "unpaid")
