@@ -206,7 +206,8 @@ async def _load(config: Config, args: argparse.Namespace) -> int:
                     record=args.record)
     try:
         report = await run_load(client.host, client.port, bank=client.bank, framing_name=client.framing,
-                                mac_key=client.mac_key, bills=bills, plan=plan, as_json=args.json)
+                                mac_key=client.mac_key, bills=bills, plan=plan, as_json=args.json,
+                                timeout_s=args.timeout)
     except OSError as exc:
         raise BankSimError(f"cannot connect to {client.host}:{client.port}: {exc.strerror or exc}") from None
     return 0 if not report.errors else 1

@@ -161,8 +161,10 @@ class LoadRun:
 
 
 async def run_load(host: str, port: int, *, bank: str, framing_name: str, mac_key: bytes | None,
-                   bills: list[tuple[str, str]], plan: LoadPlan, as_json: bool = False) -> LoadReport:
-    clients = [IsoClient(host, port, bank=bank, framing_name=framing_name, mac_key=mac_key, timeout_s=30)
+                   bills: list[tuple[str, str]], plan: LoadPlan, as_json: bool = False,
+                   timeout_s: float = 30.0) -> LoadReport:
+    """``timeout_s``: how long each request waits for its answer (``bank-sim load --timeout``)."""
+    clients = [IsoClient(host, port, bank=bank, framing_name=framing_name, mac_key=mac_key, timeout_s=timeout_s)
                for _ in range(max(1, min(plan.connections, plan.concurrency)))]
     for client in clients:
         await client.connect()
