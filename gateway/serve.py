@@ -57,8 +57,8 @@ async def serve(config: Config, config_path: str | None) -> int:
             shutil.rmtree(hearts, ignore_errors=True)
         heart = asyncio.create_task(systemd.Heartbeat(hearts, str(slot[0] if slot else 0)).run(services.pool))
         watchdog = asyncio.create_task(_notify_systemd(hearts)) if slot is None else None
-        settle_heap()
-        await _until_signalled(lambda: _reload(config_path, iso, services.ctx, audits=slot is None or slot[0] == 0))
+        await _until_signalled(lambda: _reload(config_path, iso, services.ctx, audits=slot is None or slot[0] == 0),
+                               ready=settle_heap)
         systemd.notify("STOPPING=1")
         log.info("shutting down: no new connections, finishing requests in flight")
         # Both listeners stop accepting first; then requests in flight finish (the runner's
@@ -119,12 +119,17 @@ async def _start_http(config: Config, services: HttpServices, *, reuse_port: boo
     return runner
 
 
-async def _until_signalled(on_reload) -> None:
+async def _until_signalled(on_reload, ready=None) -> None:
+    """Until SIGTERM or SIGINT; SIGHUP calls ``on_reload``. ``ready`` runs once the handlers are in place: a
+    slow step before them (settle_heap's full collection) would widen the moment in which a SIGHUP sent to
+    a listening worker still has its default action and ends the worker."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
+    if ready is not None:
+        ready()
     log.info("gateway ready")
     await stop.wait()
 
