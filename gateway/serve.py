@@ -119,7 +119,7 @@ async def _start_http(config: Config, services: HttpServices, *, reuse_port: boo
     return runner
 
 
-async def _until_signalled(on_reload, ready=None) -> None:
+async def _until_signalled(on_reload, ready) -> None:
     """Until SIGTERM or SIGINT; SIGHUP calls ``on_reload``. ``ready`` runs once the handlers are in place: a
     slow step before them (settle_heap's full collection) would widen the moment in which a SIGHUP sent to
     a listening worker still has its default action and ends the worker."""
@@ -128,8 +128,7 @@ async def _until_signalled(on_reload, ready=None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
-    if ready is not None:
-        ready()
+    ready()
     log.info("gateway ready")
     await stop.wait()
 
