@@ -408,17 +408,15 @@ async def test_a_payment_and_its_reversal_update_the_bill_on_its_own_page(rt_eng
     nops = [f"3275010001{k:08d}" for k in range(1, 401)]
     for nop in nops:
         await add_pbb(db, nop=nop)
-    page = "SELECT (ctid::text::point)[0]::int FROM bills WHERE nop = $1 AND tax_year = 2026"
+    where = "SELECT (ctid::text::point)[0]::int AS page, status FROM bills WHERE nop = $1 AND tax_year = 2026"
     first = nops[0]
-    assert await db.fetchval(page, first) == 0
+    assert tuple(await db.fetchrow(where, first)) == (0, "unpaid")
     assert await db.fetchval("SELECT max((ctid::text::point)[0])::int FROM bills") >= 3
     assert await db.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'bills'") == ["fillfactor=90"]
     paid = await rt_engine.pay_pbb(pbb(first, "000001"))
     assert paid.rc == "00"
     # The new version of the row stayed on page 0 (a HOT update: no new entry in the three indexes);
     # at fillfactor 100 the page would be full and it would have gone to the last page.
-    assert (await db.fetchval(page, first), await db.fetchval("SELECT status FROM bills WHERE nop = $1", first)) \
-        == (0, "paid")
+    assert tuple(await db.fetchrow(where, first)) == (0, "paid")
     assert (await rt_engine.reverse(reversal(paid.ntpd, "000002"))).rc == "00"
-    assert (await db.fetchval(page, first), await db.fetchval("SELECT status FROM bills WHERE nop = $1", first)) \
-        == (0, "unpaid")
+    assert tuple(await db.fetchrow(where, first)) == (0, "unpaid")
