@@ -190,16 +190,14 @@ def _field_problem(key: str, value: str, enc: dict) -> str | None:
     if key in ("p", "1"):
         ok = len(value) == 16 and _HEX_UPPER.issuperset(value)
         return None if ok else "bitmap must be 16 upper-case hex characters"
-    spec = SPEC[key]
-    if spec["len_type"]:
-        # pyiso8583 reads the prefix with int(), which also accepts " 5", "+5" or "0_5".
-        prefix = enc.get("len", b"")
-        if len(prefix) != spec["len_type"] or not all(0x30 <= b <= 0x39 for b in prefix):
-            return "length prefix must be digits"
-    if _kind(key) == "n":
-        low = spec["max_len"] if not spec["len_type"] else 1
-        if not _is_digits(value, low, spec["max_len"]):
-            return f"must be {'' if spec['len_type'] else 'exactly '}{spec['max_len']} digits"
+    numeric, low, max_len, prefix_len = _RULES[key]
+    # pyiso8583 reads the prefix with int(), which also accepts " 5", "+5" or "0_5"; bytes.isdigit() is
+    # ASCII digits only.
+    if prefix_len and not (len(prefix := enc.get("len", b"")) == prefix_len and prefix.isdigit()):
+        return "length prefix must be digits"
+    if numeric:
+        if not (low <= len(value) <= max_len and value.isascii() and value.isdigit()):
+            return f"must be {'' if prefix_len else 'exactly '}{max_len} digits"
         return None
     if not (value.isascii() and value.isprintable()):
         return "must be printable ASCII"
@@ -207,13 +205,21 @@ def _field_problem(key: str, value: str, enc: dict) -> str | None:
 
 
 def _prepare(key: str, value: str) -> str:
-    spec = SPEC[key]
-    max_len = spec["max_len"]
-    if _kind(key) == "n":
-        if not _is_digits(value, 1, max_len):
+    numeric, _, max_len, prefix_len = _RULES[key]
+    if numeric:
+        if not (1 <= len(value) <= max_len and value.isascii() and value.isdigit()):
             raise ValueError(f"field {key}: must be 1..{max_len} ASCII digits, got {value!r}")
-        return value if spec["len_type"] else value.zfill(max_len)
+        return value if prefix_len else value.zfill(max_len)
     # str.isprintable() is, on ASCII text, the printable range 0x20-0x7E: the usual answer is checked in C.
     printable = value.isascii() and value.isprintable()
     text = (value if printable else "".join(c if c in _PRINTABLE else "?" for c in value))[:max_len]
-    return text if spec["len_type"] else text.ljust(max_len)
+    return text if prefix_len else text.ljust(max_len)
+
+
+# Each field's rules as the checks above read them, worked out once from SPEC and _KINDS (they run for
+# every field of every message): (numeric, the fewest digits a numeric field may have, max_len, the
+# length prefix's width or 0 when fixed).
+_RULES: dict[str, tuple[bool, int, int, int]] = {
+    key: (_kind(key) == "n", 1 if spec["len_type"] else spec["max_len"], spec["max_len"], spec["len_type"])
+    for key, spec in SPEC.items() if key not in ("t", "p", "1")
+}
