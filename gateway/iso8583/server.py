@@ -53,6 +53,10 @@ class BankDirectory:
         return matches[0] if len(matches) == 1 else None
 
 
+def _peer(peer: tuple) -> str:
+    return f"{peer[0]}:{peer[1]}"
+
+
 def _certificate_ok(bank: BankConfig, cert_fingerprint: str | None) -> bool:
     expected = bank.client_cert_fingerprint.replace(":", "").lower()
     return not expected or expected == cert_fingerprint
@@ -82,7 +86,9 @@ class IsoServer:
         self.message_log = message_log
         self.directory = BankDirectory(config.banks)
         self.servers: dict[str, asyncio.AbstractServer] = {}
-        self.connections: set[Connection] = set()
+        # Each open connection with what decided its bank: (listener, source address, certificate fingerprint).
+        # A reload decides again from the same facts.
+        self.connections: dict[Connection, tuple[str, str, str | None]] = {}
         self.per_address: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
         self.ssl = self._ssl_context()
@@ -123,7 +129,7 @@ class IsoServer:
             writer.transport.abort()
             return
         if len(self.connections) >= self.settings.max_connections:
-            self._security(owner, peer, "connection limit reached; refused")
+            self._security(owner, _peer(peer), "connection limit reached; refused")
             writer.transport.abort()
             return
         if self.settings.proxy_protocol_from and address_in(str(peer[0]), self.settings.proxy_protocol_from):
@@ -131,7 +137,7 @@ class IsoServer:
             try:
                 proxied = await proxy_protocol.read(reader, self.settings.first_frame_timeout_s)
             except proxy_protocol.ProxyHeaderError as exc:
-                self._security(owner, peer, f"balancer connection without a valid PROXY header ({exc}); closed")
+                self._security(owner, _peer(peer), f"balancer connection without a valid PROXY header ({exc}); closed")
                 writer.transport.abort()
                 return
             if proxied.source is None:  # the balancer's own health check
@@ -140,7 +146,7 @@ class IsoServer:
             peer = proxied.source
         address = str(peer[0])
         if self.per_address[address] >= self.settings.max_connections_per_address:
-            self._security(owner, peer, "connection limit per address reached; refused")
+            self._security(owner, _peer(peer), "connection limit per address reached; refused")
             writer.transport.abort()
             return
         fingerprint = None
@@ -149,12 +155,12 @@ class IsoServer:
             fingerprint = hashlib.sha256(cert).hexdigest()
         bank = self.directory.for_connection(owner, peer[0], fingerprint)
         if bank is None:
-            self._security(owner, peer, "connection matches no bank; closed")
+            self._security(owner, _peer(peer), "connection matches no bank; closed")
             writer.transport.abort()
             return
         connection = Connection(reader, writer, ConnectionState(bank), self.router, self.message_log, self.settings,
                                 peer=peer)
-        self.connections.add(connection)
+        self.connections[connection] = (owner, address, fingerprint)
         self.per_address[address] += 1
         metrics.CONNECTIONS.set(len(self.connections))
         task = asyncio.current_task()
@@ -163,19 +169,19 @@ class IsoServer:
         try:
             await connection.run()
         finally:
-            self.connections.discard(connection)
+            self.connections.pop(connection, None)
             self.per_address[address] -= 1
             if self.per_address[address] <= 0:
                 del self.per_address[address]
             metrics.CONNECTIONS.set(len(self.connections))
             self.tasks.discard(task)
 
-    def _security(self, owner: str, peer: tuple, detail: str) -> None:
-        log.warning("security: " + detail, listener=owner or "shared", peer=f"{peer[0]}:{peer[1]}")
+    def _security(self, owner: str, peer: str, detail: str, bank_code: str | None = None) -> None:
+        log.warning("security: " + detail, listener=owner or "shared", peer=peer)
         if self.message_log is not None:
             self.message_log.add(LogRow(logged_at=datetime.now(UTC), channel="iso", direction="in",
-                                        event="security", peer=f"{peer[0]}:{peer[1]}", detail=detail,
-                                        bank_code=owner or None))
+                                        event="security", peer=peer, detail=detail,
+                                        bank_code=bank_code or owner or None))
 
     def connection_snapshot(self) -> list[ConnectionSnapshot]:
         """The open connections, from memory only (no I/O, no await: cheap to call from any task). Times are
@@ -190,17 +196,27 @@ class IsoServer:
                 for c in list(self.connections)]
 
     def reload(self, config: Config) -> None:
-        """New bank list (SIGHUP): connections of a bank that is gone are closed; others see the new
-        settings (enabled, sign-on, MAC key …) from their next message on."""
+        """New bank list (SIGHUP). Each open connection's bank is decided again, as at its opening: one of
+        a bank that is gone, or whose address or certificate no longer belongs to its bank (an ``allow``
+        entry taken out, a certificate changed), is closed; the others see the new settings (enabled,
+        sign-on, MAC key …) from their next message on."""
         self.config = config
         self.directory = BankDirectory(config.banks)
-        for connection in list(self.connections):
-            bank = self.directory.banks.get(connection.state.bank.code)
-            if bank is None:
-                connection.stop_reading()
-                connection.writer.transport.abort()
-            else:
+        for connection, (owner, address, fingerprint) in list(self.connections.items()):
+            code = connection.state.bank.code
+            bank = self.directory.for_connection(owner, address, fingerprint)
+            if bank is not None and bank.code == code:
                 connection.state.bank = bank
+                continue
+            if code in self.directory.banks:
+                # The operator took this address (or certificate) away from the bank: most often a peer
+                # no longer trusted, whose open connection must not outlive the decision.
+                self._security(owner, connection.peer, f"connection no longer allowed for bank {code} after"
+                               " reload; closed", bank_code=code)
+            else:
+                log.info("connection closed: its bank was removed", connection=connection.id, bank=code)
+            connection.stop_reading()
+            connection.writer.transport.abort()
         log.info("bank list reloaded", banks=len(config.banks))
 
     async def shutdown(self, timeout_s: float = 10.0) -> None:

@@ -142,6 +142,27 @@ async def test_sighup_bank_removed_closes_its_connections(gateway, db):
     assert gateway.proc.poll() is None
 
 
+async def test_sighup_address_taken_from_its_bank_closes_its_connections(gateway, db):
+    """The bank stays, but the operator took the connection's address out of its allow list (a peer no longer
+    trusted): its open connection is closed too, as a security event, not left to transact."""
+    await add_pbb(db, due=PAYABLE)
+    async with gateway.client(timeout_s=5) as bank:
+        assert (await bank.request(bank.inquiry("pbb", BILL)))["39"] == "00"
+        rewrite(gateway, bank_toml(allow="10.1.1.1/32"))
+        await reload(gateway)
+        await asyncio.wait_for(bank.closed.wait(), 5)
+    deadline = time.monotonic() + 5
+    while not (rows := await db.fetch("SELECT bank_code, peer, detail FROM message_log WHERE event = 'security'"
+                                      " AND detail LIKE '%after reload%'")):
+        assert time.monotonic() < deadline, "the closing was not logged as a security event"
+        await asyncio.sleep(0.05)
+    assert [(r["bank_code"], r["peer"].split(":")[0], r["detail"]) for r in rows] == [
+        ("110", "127.0.0.1", "connection no longer allowed for bank 110 after reload; closed")]
+    # Its payments never happened after the reload: nothing was posted on the way out.
+    assert await db.fetchval("SELECT count(*) FROM payments") == 0
+    assert gateway.proc.poll() is None
+
+
 @pytest.mark.parametrize("broken", [
     "[[banks]\ncode = 110\n",                                      # does not parse
     '[[banks]]\ncode = "110"\nallow = ["127.0.0.1/32"]\nframing = "ebcdic"\n',  # bad value
