@@ -120,14 +120,15 @@ async def _start_http(config: Config, services: HttpServices, *, reuse_port: boo
 
 
 async def _until_signalled(on_reload, ready) -> None:
-    """Until SIGTERM or SIGINT; SIGHUP calls ``on_reload``. ``ready`` runs once the handlers are in place: a
-    slow step before them (settle_heap's full collection) would widen the moment in which a SIGHUP sent to
-    a listening worker still has its default action and ends the worker."""
+    """Until SIGTERM or SIGINT; SIGHUP calls ``on_reload``. ``ready`` runs once the handlers are in place."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
+    # A worker starts with SIGHUP blocked (gateway/supervisor.py); one that came meanwhile is delivered now,
+    # to the handler above, and reloads what the worker read at its start. A no-op for a process of its own.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     ready()
     log.info("gateway ready")
     await stop.wait()

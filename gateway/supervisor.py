@@ -7,7 +7,8 @@ and HTTP ports with SO_REUSEPORT so that the kernel spreads new connections over
 pool and message-log writer; workers share only PostgreSQL, exactly as separate instances behind a balancer
 do, so every invariant that holds across instances holds across workers.
 
-SIGTERM/SIGINT and SIGHUP are passed to every worker. A worker that dies is started again (its own
+SIGTERM/SIGINT and SIGHUP are passed to every worker (a worker still starting keeps its SIGHUP pending until it
+can reload). A worker that dies is started again (its own
 connections are lost, the others' are not); one that keeps dying at once stops the whole gateway rather
 than spin. After a SIGTERM the supervisor waits for its workers to drain and exits.
 """
@@ -36,9 +37,16 @@ MAX_QUICK_DEATHS = 5
 POLL_S = 0.2
 
 
-def _die_with_parent() -> None:
-    """In the worker, before it runs: the kernel kills it when the supervisor dies, however it dies (a
-    SIGKILLed supervisor must not leave workers holding the ports, as a killed single process would not)."""
+def _before_worker_runs() -> None:
+    """In the worker, between fork and exec.
+
+    SIGHUP is blocked: a reload passed on while the worker is still starting (importing, opening its pool,
+    binding its ports) would otherwise meet the default action and end it. The signal waits, pending, until
+    the worker has its handler in place and unblocks it (gateway/serve.py); the mask survives exec.
+
+    And the kernel kills the worker when the supervisor dies, however it dies (a SIGKILLed supervisor must
+    not leave workers holding the ports, as a killed single process would not)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     try:
         import ctypes
 
@@ -78,7 +86,7 @@ class Supervisor:
 
     def start(self, k: int) -> None:
         env = {**self.env, WORKER_ENV: f"{k}/{self.count}"}
-        self.workers[k] = subprocess.Popen(self.command, env=env, preexec_fn=_die_with_parent)
+        self.workers[k] = subprocess.Popen(self.command, env=env, preexec_fn=_before_worker_runs)
         self.started[k] = time.monotonic()
         log.info("worker started", worker=k, pid=self.workers[k].pid)
 
@@ -95,6 +103,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda signum, frame: self.signal_all(signal.SIGHUP))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # blocked until now (gateway/cli/serve.py)
         for k in range(self.count):
             self.start(k)
         ready = False

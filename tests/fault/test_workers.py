@@ -102,3 +102,37 @@ async def _instances(db, pids: set[int]) -> bool:
 async def _all_published(db, count: int) -> dict[int, int] | None:
     found = await connections_by_worker(db)
     return found if sum(found.values()) == count else None
+
+
+async def test_reloads_while_the_gateway_starts_end_no_process(make_gateway, db):
+    """SIGHUPs sent to the supervisor all through its start (migrations, then the workers importing, opening
+    their pools, binding their ports): each process keeps the signal pending until it can reload, so no
+    worker dies of SIGHUP's default action and each reloads once it serves."""
+    gw = make_gateway(env=WORKERS_ENV, start=False)
+    starting = asyncio.create_task(asyncio.to_thread(gw.start, WORKERS_ENV))
+    # From the supervisor's first log line: the interpreter's own start, before any of the gateway's code
+    # runs, cannot hold a signal.
+    await wait_for(lambda: _logged(gw, ""), timeout_s=30)
+    sent = 0
+    while gw.log().count('"gateway ready"') < 2:
+        assert gw.proc.poll() is None, gw.log()[-3000:]
+        gw.proc.send_signal(signal.SIGHUP)
+        sent += 1
+        await asyncio.sleep(0.02)
+    await starting
+    for _ in range(5):  # and a few more while both serve
+        gw.proc.send_signal(signal.SIGHUP)
+        sent += 1
+        await asyncio.sleep(0.1)
+    await wait_for(lambda: _logged(gw, '"bank list reloaded"', 2))
+    log = gw.log()
+    assert sent > 10
+    assert '"worker died' not in log, log[-3000:]
+    assert log.count('"worker started"') == 2
+    assert len(children(gw.proc.pid)) == 2
+    async with gw.client() as bank:
+        assert (await bank.request(bank.network("301")))["39"] == "00"
+
+
+async def _logged(gw, text: str, times: int = 1) -> bool:
+    return gw.log().count(text) >= times if text else bool(gw.log().strip())
