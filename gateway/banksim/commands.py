@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 from gateway.banksim.client import IsoClient
@@ -30,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--http", action="store_true", help="use the JSON/HTTP API (signed) instead of ISO 8583")
         p.add_argument("--url", help="HTTP base URL (default: from [http] listen)")
         p.add_argument("--secret", help="the bank's API secret (default: the bank's api_secret)")
+        p.add_argument("--tls", action="store_true",
+                       help="ISO 8583 over TLS, the gateway's certificate checked against the system's CAs")
+        p.add_argument("--tls-ca", metavar="FILE", help="ISO 8583 over TLS, the gateway's certificate checked"
+                       " against this CA (PEM) instead")
+        p.add_argument("--tls-cert", metavar="FILE", help="this bank's TLS client certificate (PEM), with --tls-key")
+        p.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key (PEM)")
 
     inquiry = sub.add_parser("inquiry", help="0200 inquiry")
     inquiry.add_argument("tax", choices=["pbb", "bphtb"])
@@ -90,6 +97,21 @@ def _split_amount(tax: str, bill: str, args: list[str]) -> tuple[str, int]:
         raise BankSimError(f"amount must be whole rupiah: {args[-1]!r}") from None
 
 
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of ``--tls``/``--tls-ca``/``--tls-cert``/``--tls-key`` (any of them means TLS), or None."""
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise BankSimError("--tls-cert and --tls-key go together")
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise BankSimError(f"TLS: {exc}") from None
+    return context
+
+
 def _client(config: Config, args: argparse.Namespace) -> IsoClient:
     bank_code = args.bank or (config.banks[0].code if config.banks else "110")
     bank = config.bank(bank_code)
@@ -108,6 +130,8 @@ async def _one_http(config: Config, args: argparse.Namespace) -> int:
     from gateway.demo.quickstart import demo_serving_config
 
     # Without a configured bank, the demo bank that `gateway demo run` serves (and its published secret).
+    if _tls(args) is not None:
+        raise BankSimError("--tls… are for ISO 8583; for the JSON API over TLS give --url https://…")
     config = demo_serving_config(config)
     bank_code = args.bank or config.banks[0].code
     bank = config.bank(bank_code)
@@ -151,8 +175,9 @@ async def _one(config: Config, args: argparse.Namespace) -> int:
     if args.http:
         return await _one_http(config, args)
     client = _client(config, args)
+    tls = _tls(args)
     try:
-        await client.connect()
+        await client.connect(ssl=tls)
     except OSError as exc:
         raise BankSimError(f"cannot connect to {client.host}:{client.port}: {exc.strerror or exc}") from None
     try:
@@ -187,6 +212,8 @@ async def _one(config: Config, args: argparse.Namespace) -> int:
 async def _load(config: Config, args: argparse.Namespace) -> int:
     from gateway.banksim.bills import unpaid_bills
 
+    tls = _tls(args)  # a wrong file fails before the database is asked for bills
+
     try:
         mix = {k.strip(): float(v) for k, v in (part.split("=") for part in args.mix.split(","))}
     except ValueError:
@@ -207,7 +234,7 @@ async def _load(config: Config, args: argparse.Namespace) -> int:
     try:
         report = await run_load(client.host, client.port, bank=client.bank, framing_name=client.framing,
                                 mac_key=client.mac_key, bills=bills, plan=plan, as_json=args.json,
-                                timeout_s=args.timeout)
+                                timeout_s=args.timeout, tls=tls)
     except OSError as exc:
         raise BankSimError(f"cannot connect to {client.host}:{client.port}: {exc.strerror or exc}") from None
     return 0 if not report.errors else 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import statistics
 import sys
 import time
@@ -162,12 +163,13 @@ class LoadRun:
 
 async def run_load(host: str, port: int, *, bank: str, framing_name: str, mac_key: bytes | None,
                    bills: list[tuple[str, str]], plan: LoadPlan, as_json: bool = False,
-                   timeout_s: float = 30.0) -> LoadReport:
-    """``timeout_s``: how long each request waits for its answer (``bank-sim load --timeout``)."""
+                   timeout_s: float = 30.0, tls: ssl.SSLContext | None = None) -> LoadReport:
+    """``timeout_s``: how long each request waits for its answer (``bank-sim load --timeout``); ``tls``: connect
+    over TLS with this context (``bank-sim load --tls…``)."""
     clients = [IsoClient(host, port, bank=bank, framing_name=framing_name, mac_key=mac_key, timeout_s=timeout_s)
                for _ in range(max(1, min(plan.connections, plan.concurrency)))]
     for client in clients:
-        await client.connect()
+        await client.connect(ssl=tls)
     try:
         report = await LoadRun(clients, bills, plan, progress=sys.stderr).run()
     finally:

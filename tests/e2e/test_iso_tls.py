@@ -5,6 +5,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import ssl
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -83,3 +85,32 @@ client_cert_fingerprint = "{fingerprint}"
         await bare.connect(ssl=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")))
         await bare.request(bare.inquiry("pbb", NOP + "2026"))
     await bare.close()
+
+
+async def test_bank_sim_speaks_tls_with_a_client_certificate(make_gateway, tmp_path):
+    """`gateway bank-sim` against a TLS listener that identifies banks by certificate: with the CA and the
+    bank's certificate it signs on; without TLS it gets nothing; a wrong file is named, before any connect."""
+    ca_cert, ca_key = make_cert(tmp_path / "ca", "Test CA", ca=True)
+    make_cert(tmp_path / "server", "localhost", ca_key, ca_cert.subject)
+    bank_cert, _ = make_cert(tmp_path / "bank110", "bank 110", ca_key, ca_cert.subject)
+    fingerprint = hashlib.sha256(bank_cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    banks = f'[[banks]]\ncode = "110"\nallow = ["127.0.0.1/32"]\nclient_cert_fingerprint = "{fingerprint}"\n'
+    extra = (f'tls_cert = "{tmp_path}/server.pem"\ntls_key = "{tmp_path}/server.key"\n'
+             f'tls_client_ca = "{tmp_path}/ca.pem"\n')
+    gw = make_gateway(banks=banks, extra=extra)
+
+    def sim(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway", "bank-sim", "echo", "--code", "001", "--timeout", "5",
+                               "--config", str(gw.config_path), *args], capture_output=True, text=True, timeout=60)
+
+    signed_on = await asyncio.to_thread(sim, "--tls-ca", f"{tmp_path}/ca.pem", "--tls-cert",
+                                        f"{tmp_path}/bank110.pem", "--tls-key", f"{tmp_path}/bank110.key")
+    assert signed_on.returncode == 0, signed_on.stderr
+    assert "0810" in signed_on.stdout and "39 response code        00 (approved)" in signed_on.stdout
+    plain = await asyncio.to_thread(sim)
+    assert plain.returncode != 0 and "gateway: bank-sim:" in plain.stderr
+    no_key = await asyncio.to_thread(sim, "--tls-ca", f"{tmp_path}/ca.pem", "--tls-cert", f"{tmp_path}/bank110.pem")
+    assert no_key.returncode != 0
+    assert no_key.stderr.strip() == "gateway: bank-sim: --tls-cert and --tls-key go together"
+    missing = await asyncio.to_thread(sim, "--tls-ca", f"{tmp_path}/nothing.pem")
+    assert missing.returncode != 0 and "gateway: bank-sim: TLS:" in missing.stderr
