@@ -86,10 +86,15 @@ def payments_export(config: Config, args: argparse.Namespace) -> int:
 
 
 def recon_import(config: Config, args: argparse.Namespace) -> int:
+    from gateway.demo.quickstart import demo_serving_config
     from gateway.settlement.errors import ReconFileError
     from gateway.settlement.recon import parse_file, read_file
 
     day = parse_date(args.date)
+    # As the console and the staff API: a bank the gateway does not know has no payments to match, and its
+    # items would open for nobody (a mistyped code, most often). Without any bank configured, the demo's.
+    if demo_serving_config(config).bank(args.bank) is None:
+        raise CommandError(f"recon import: bank {args.bank} is not configured", 2)
     try:
         data = read_file(args.file)
         parse_file(args.file, data, day, args.bank)  # an unusable file fails before any database work

@@ -157,3 +157,9 @@ async def test_cli_recon_import(engine, db, db_url, tmp_path):
                                               f"number of rupiah (at most 12 digits): '-5'")
     missing = await asyncio.to_thread(_cli, db_url, "recon", "import", "2026-11-23", BANK, str(tmp_path / "no.csv"))
     assert missing.returncode == 2 and b"cannot read" in missing.stderr
+    # A bank the gateway does not know (here: no bank configured but the demo's 110) is a usage error.
+    reports = await db.fetchval("SELECT count(*) FROM recon_reports")
+    unknown = await asyncio.to_thread(_cli, db_url, "recon", "import", "2026-11-23", "111", str(path))
+    assert unknown.returncode == 2 and unknown.stdout == b""
+    assert unknown.stderr.decode().strip() == "gateway: recon import: bank 111 is not configured"
+    assert await db.fetchval("SELECT count(*) FROM recon_reports") == reports
