@@ -136,7 +136,8 @@ async def _until_signalled(on_reload, ready) -> None:
 
 def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext, audits: bool = True) -> None:
     """SIGHUP: the bank list and the relief programs, replaced whole, or neither when the file is invalid.
-    Every worker reloads; one (``audits``) writes the relief programs' change to the audit log."""
+    Every worker reloads; one (``audits``) writes the reload, and the relief programs' change, to the audit
+    log."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -147,8 +148,9 @@ def _reload(config_path: str | None, iso: IsoServer, ctx: ServiceContext, audits
     iso.reload(config)
     relief_changed = relief.changes(ctx.programs, config.relief)
     ctx.relief = config.relief
-    audit_soon(ctx.pool, "system", "config.reload", config_path or None,
-               {"banks": sorted(ctx.banks), "relief": [p.id for p in config.relief]})
+    if audits:  # one row per reload, however many workers applied it
+        audit_soon(ctx.pool, "system", "config.reload", config_path or None,
+                   {"banks": sorted(ctx.banks), "relief": [p.id for p in config.relief]})
     if relief_changed is not None:
         log.info("relief programs reloaded", added=relief_changed["added"], removed=relief_changed["removed"],
                  changed=relief_changed["changed"])

@@ -230,6 +230,8 @@ async def test_a_reload_changes_the_programs_in_every_worker_and_is_audited_once
     assert await totals() == {f"{450_000:012d}"}
     rows = await db.fetch("SELECT actor, action, detail FROM audit_log WHERE action = 'relief.reload'")
     assert len(rows) == 1, rows
+    # The reload itself: one row, not one per worker.
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'config.reload'") == 1
     detail = json.loads(rows[0]["detail"]) if isinstance(rows[0]["detail"], str) else rows[0]["detail"]
     assert (rows[0]["actor"], detail["added"], detail["removed"], detail["changed"]) == \
         ("system", ["JUNI-2027"], [], [])
@@ -244,3 +246,10 @@ async def test_a_reload_changes_the_programs_in_every_worker_and_is_audited_once
     gw.config_path.write_text(original + JUNE)
     await _sighup_and_wait(gw, "bank list reloaded", workers)
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'relief.reload'") == 1
+    # The refused reload wrote no config.reload row; this one writes the second.
+    deadline = time.monotonic() + 10
+    while await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'config.reload'") < 2:
+        assert time.monotonic() < deadline, gw.log()[-3000:]
+        await asyncio.sleep(0.05)
+    assert await totals() == {f"{450_000:012d}"}
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'config.reload'") == 2
