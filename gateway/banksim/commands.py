@@ -97,9 +97,14 @@ def _split_amount(tax: str, bill: str, args: list[str]) -> tuple[str, int]:
         raise BankSimError(f"amount must be whole rupiah: {args[-1]!r}") from None
 
 
+def _wants_tls(args: argparse.Namespace) -> bool:
+    """Any of ``--tls``/``--tls-ca``/``--tls-cert``/``--tls-key`` means TLS."""
+    return bool(args.tls or args.tls_ca or args.tls_cert or args.tls_key)
+
+
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The TLS context of ``--tls``/``--tls-ca``/``--tls-cert``/``--tls-key`` (any of them means TLS), or None."""
-    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+    """The TLS context the ``--tls…`` options ask for, or None."""
+    if not _wants_tls(args):
         return None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise BankSimError("--tls-cert and --tls-key go together")
@@ -129,9 +134,9 @@ async def _one_http(config: Config, args: argparse.Namespace) -> int:
     from gateway.banksim.http_client import HttpBankClient
     from gateway.demo.quickstart import demo_serving_config
 
-    # Without a configured bank, the demo bank that `gateway demo run` serves (and its published secret).
-    if _tls(args) is not None:
+    if _wants_tls(args):  # refused before any certificate file is read
         raise BankSimError("--tls… are for ISO 8583; for the JSON API over TLS give --url https://…")
+    # Without a configured bank, the demo bank that `gateway demo run` serves (and its published secret).
     config = demo_serving_config(config)
     bank_code = args.bank or config.banks[0].code
     bank = config.bank(bank_code)
